@@ -1,0 +1,202 @@
+//! JSON shapes of the admin API, built from storage records. Kept apart
+//! from the records so either can change without the other.
+
+use serde_json::{Map, Value, json};
+
+use crate::presets::{self, MacroSyntax};
+use crate::store::catalog::{LinkEntry, SourceEntry};
+use crate::store::records::{ClickRecord, ConversionRecord, EventRecord};
+
+/// RFC 3339 UTC time of Unix milliseconds.
+pub fn time(ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Parse a `since`/`until` filter: RFC 3339, or Unix seconds.
+pub fn parse_time(s: &str) -> Option<u64> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return secs.checked_mul(1000);
+    }
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+fn pairs(v: &[(String, String)]) -> Value {
+    Value::Array(v.iter().map(|(k, v)| json!([k, v])).collect())
+}
+
+/// The postback URL a user pastes into the network.
+pub fn postback_url(public_url: &str, s: &SourceEntry) -> String {
+    let preset = s.rec.preset.as_deref().and_then(presets::find);
+    let syntax = s
+        .rec
+        .macro_syntax
+        .as_deref()
+        .and_then(MacroSyntax::parse)
+        .or(preset.map(|p| p.syntax))
+        .unwrap_or(MacroSyntax::Braces);
+    let mut fields: Vec<&str> = vec!["click_id", "amount", "transaction_id", "currency", "status"];
+    if let Some(p) = preset {
+        fields.retain(|f| p.macro_for(f).is_some() || s.mapping.params.contains_key(*f));
+        for extra in ["event", "country", "state", "city", "zip"] {
+            if p.macro_for(extra).is_some() {
+                fields.push(extra);
+            }
+        }
+    }
+    let query: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            // The source's own mapping names the network's value; otherwise
+            // the preset's macro; otherwise the canonical name.
+            let name = s
+                .rec
+                .params
+                .iter()
+                .find(|(k, _)| k == f)
+                .map(|(_, v)| v.as_str())
+                .or_else(|| preset.and_then(|p| p.macro_for(f)))
+                .unwrap_or(f);
+            format!("{f}={}", syntax.wrap(name))
+        })
+        .collect();
+    format!("{public_url}/p/{}?{}", s.rec.key, query.join("&"))
+}
+
+pub fn source(public_url: &str, s: &SourceEntry) -> Value {
+    let mut params = Map::new();
+    for (k, v) in &s.mapping.params {
+        params.insert(k.clone(), json!(v));
+    }
+    let mut statuses = Map::new();
+    for (k, v) in &s.mapping.statuses {
+        statuses.insert(k.clone(), json!(v.as_str()));
+    }
+    json!({
+        "id": s.id,
+        "name": s.rec.name,
+        "key": s.rec.key,
+        "preset": s.rec.preset,
+        "postback_url": postback_url(public_url, s),
+        "default_currency": s.rec.default_currency,
+        "macro_syntax": s.rec.macro_syntax,
+        "params": pairs_to_object(&s.rec.params),
+        "status_map": pairs_to_object(&s.rec.status_map),
+        "effective_params": params,
+        "effective_status_map": statuses,
+        "created_at": time(s.rec.created_ms),
+    })
+}
+
+fn pairs_to_object(v: &[(String, String)]) -> Value {
+    Value::Object(v.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+}
+
+pub fn link(public_url: &str, l: &LinkEntry) -> Value {
+    json!({
+        "slug": l.slug,
+        "url": format!("{public_url}/c/{}", l.slug),
+        "destination": l.rec.destination,
+        "source": l.rec.source_id,
+        "campaign": l.rec.campaign,
+        "param": l.rec.param,
+        "created_at": time(l.rec.created_ms),
+    })
+}
+
+/// Parameters pulled out of a click's query for convenience.
+const CLICK_FIELDS: &[&str] = &[
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "fbclid",
+    "ttclid",
+    "msclkid",
+];
+
+pub fn click(id: &str, c: &ClickRecord) -> Value {
+    let mut v = json!({
+        "click_id": id,
+        "created_at": time(c.ms),
+        "link": c.slug,
+        "source": c.source_id,
+        "campaign": c.campaign,
+        "method": if c.head { "HEAD" } else { "GET" },
+        "ip": c.ip,
+        "user_agent": c.user_agent,
+        "referrer": c.referrer,
+        "fbc": c.fbc,
+        "fbp": c.fbp,
+        "query": pairs(&c.params),
+    });
+    for f in CLICK_FIELDS {
+        let val = c
+            .params
+            .iter()
+            .find(|(k, _)| k == f)
+            .map(|(_, v)| v.clone());
+        v[*f] = json!(val);
+    }
+    v
+}
+
+pub fn conversion(id: &str, c: &ConversionRecord) -> Value {
+    json!({
+        "id": id,
+        "created_at": time(c.created_ms),
+        "updated_at": time(c.updated_ms),
+        "source": c.source_id,
+        "click_id": c.click_id,
+        "matched": c.matched,
+        "link": c.slug,
+        "campaign": c.campaign,
+        "type": c.kind,
+        "event": c.event,
+        "amount": c.amount,
+        "currency": c.currency,
+        "status": c.status,
+        "transaction_id": c.transaction_id,
+        "country": c.country,
+        "state": c.state,
+        "city": c.city,
+        "zip": c.zip,
+        "history": c.history.iter().map(|(ms, st)| json!({"at": time(*ms), "status": st})).collect::<Vec<_>>(),
+        "event_ids": c.event_ids,
+        "extra": pairs(&c.extra),
+    })
+}
+
+pub fn event(id: &str, e: &EventRecord) -> Value {
+    let body = match std::str::from_utf8(&e.body) {
+        Ok(s) => json!(s),
+        Err(_) => json!(String::from_utf8_lossy(&e.body)),
+    };
+    json!({
+        "id": id,
+        "received_at": time(e.ms),
+        "source": e.source_id,
+        "method": e.method,
+        "path": e.path,
+        "query": e.query,
+        "content_type": e.content_type,
+        "body": body,
+        "body_utf8": std::str::from_utf8(&e.body).is_ok(),
+        "body_truncated": e.body_truncated,
+        "remote_ip": e.remote_ip,
+        "user_agent": e.user_agent,
+        "http_status": e.http_status,
+        "result": e.result,
+        "message": e.message,
+        "conversion_id": e.conversion_id,
+        "click_id": e.click_id,
+        "replay_of": e.replay_of,
+    })
+}

@@ -1,0 +1,122 @@
+//! `GET|HEAD /c/{slug}`: record the click durably, then redirect.
+
+use std::net::SocketAddr;
+
+use hyper::body::Incoming;
+use hyper::header::{CACHE_CONTROL, COOKIE, HeaderValue, LOCATION, REFERER, USER_AGENT};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::error::ApiError;
+use super::{Resp, truncate};
+use crate::server::App;
+use crate::store::records::{self, ClickRecord};
+use crate::{click, ids, net, store};
+
+/// Most query parameters recorded per click.
+const MAX_CLICK_PARAMS: usize = 64;
+/// Longest recorded parameter name / value, user agent, referrer.
+const MAX_CLICK_VALUE: usize = 1024;
+
+/// Header carrying the new click ID (also in `Location`), for tools such as
+/// `postbackd test-postback`.
+pub const CLICK_ID_HEADER: &str = "x-postbackd-click-id";
+
+pub async fn click(
+    app: &App,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    slug: &str,
+) -> Result<Resp, ApiError> {
+    let catalog = app.store.catalog();
+    let Some(link) = catalog.links.get(slug).cloned() else {
+        return Err(ApiError::not_found(
+            "unknown_link",
+            format!(
+                "no tracking link with slug `{}`; check the link or create it with POST /api/v1/links",
+                truncate(slug, 64)
+            ),
+        ));
+    };
+    let now = store::now_ms();
+    let click_id = ids::new_id(now);
+    let params = click_params(req.uri().query().unwrap_or(""));
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(|s| truncate(s, MAX_CLICK_VALUE).to_string())
+    };
+    let fbc = params
+        .iter()
+        .find(|(k, _)| k == "fbclid")
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(_, v)| click::fbc(now, v))
+        .or_else(|| cookie(&req, "_fbc"));
+    let rec = ClickRecord {
+        ms: now,
+        slug: link.slug.clone(),
+        source_id: link.rec.source_id,
+        campaign: link.rec.campaign.clone(),
+        head: req.method() == Method::HEAD,
+        ip: net::client_ip(peer.ip(), req.headers(), &app.config.trusted_proxies).to_string(),
+        user_agent: header(USER_AGENT),
+        referrer: header(REFERER),
+        fbc,
+        fbp: cookie(&req, "_fbp"),
+        params,
+    };
+    let location = click::expand(
+        &link.rec.destination,
+        &click_id,
+        &rec.params,
+        &link.rec.param,
+    );
+    let location = HeaderValue::from_str(&location).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "bad_destination",
+            "the link's destination does not form a valid URL; fix it with PATCH /api/v1/links/SLUG",
+        )
+    })?;
+    let bytes = records::encode(&rec);
+    let key = click_id.clone();
+    // The redirect is sent only after the click is durable.
+    app.store
+        .write(move |ctx| {
+            ctx.clicks.insert(key.as_str(), bytes.as_slice())?;
+            Ok(())
+        })
+        .await?;
+    let mut r = Response::new(Default::default());
+    *r.status_mut() = StatusCode::FOUND;
+    let h = r.headers_mut();
+    h.insert(LOCATION, location);
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&click_id) {
+        h.insert(CLICK_ID_HEADER, v);
+    }
+    Ok(r)
+}
+
+/// All query parameters, decoded leniently (a click is never refused for a
+/// malformed query: the visitor must still reach the offer), bounded.
+fn click_params(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .take(MAX_CLICK_PARAMS)
+        .map(|(k, v)| {
+            (
+                truncate(&k, MAX_CLICK_VALUE).to_string(),
+                truncate(&v, MAX_CLICK_VALUE).to_string(),
+            )
+        })
+        .collect()
+}
+
+fn cookie(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.headers().get_all(COOKIE).iter().find_map(|v| {
+        v.to_str().ok()?.split(';').find_map(|kv| {
+            let (k, val) = kv.trim().split_once('=')?;
+            (k == name && !val.is_empty()).then(|| truncate(val, 256).to_string())
+        })
+    })
+}

@@ -1,0 +1,465 @@
+//! Command-line interface. `serve` runs the server; the other commands talk
+//! to a running server's admin API (redb allows one process per file).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::api::tracking::CLICK_ID_HEADER;
+use crate::client::HttpClient;
+use crate::config::{self, Overrides, TokenOrigin};
+use crate::server::{self, App};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "postbackd",
+    version,
+    about = "Self-hosted conversion tracker: tracking links, S2S postbacks, conversion forwarding"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (embedded defaults: ./postbackd-data, 127.0.0.1:8080).
+    Serve(ServeArgs),
+    /// Manage postback sources (affiliate network accounts).
+    #[command(subcommand)]
+    Source(SourceCmd),
+    /// Manage tracking links.
+    #[command(subcommand)]
+    Link(LinkCmd),
+    /// Click a link of SOURCE through the running server, fire a postback
+    /// for that click and print a green/red verdict.
+    TestPostback {
+        /// Source ID, key or name.
+        source: String,
+        /// Link slug to click (default: the source's first link).
+        #[arg(long)]
+        link: Option<String>,
+        /// Amount to send (0 = a lead).
+        #[arg(long, default_value = "1.00")]
+        amount: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML config file.
+    #[arg(long, env = "POSTBACKD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (database and admin token).
+    #[arg(long, env = "POSTBACKD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address, host:port.
+    #[arg(long, env = "POSTBACKD_LISTEN")]
+    pub listen: Option<String>,
+    /// Base URL users reach (used in generated URLs).
+    #[arg(long, env = "POSTBACKD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Comma-separated proxies (IPs or CIDRs) whose X-Forwarded-For is trusted.
+    #[arg(long, env = "POSTBACKD_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// Largest postback body in bytes.
+    #[arg(long, env = "POSTBACKD_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest body stored with a postback event, in bytes.
+    #[arg(long, env = "POSTBACKD_STORED_BODY_BYTES")]
+    pub stored_body_bytes: Option<usize>,
+}
+
+/// How management commands reach the server.
+#[derive(Args, Debug, Clone)]
+pub struct Remote {
+    /// The running server's base URL.
+    #[arg(
+        long,
+        env = "POSTBACKD_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+    /// Data dir whose admin_token file to use when POSTBACKD_ADMIN_TOKEN is unset.
+    #[arg(
+        long,
+        env = "POSTBACKD_DATA_DIR",
+        default_value = "./postbackd-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SourceCmd {
+    /// Create a source and print its postback URL.
+    Add {
+        name: String,
+        /// Network preset (clickbank, impact, cj, everflow, cake, adtraction, hasoffers, voluum, keitaro, binom).
+        #[arg(long)]
+        preset: Option<String>,
+        /// Parameter mapping, canonical=name (repeatable), e.g. --param click_id=subid.
+        #[arg(long = "param", value_name = "FIELD=NAME")]
+        params: Vec<String>,
+        /// Status mapping, value=status (repeatable), e.g. --status sale=approved.
+        #[arg(long = "status", value_name = "VALUE=STATUS")]
+        statuses: Vec<String>,
+        /// Default ISO 4217 currency.
+        #[arg(long)]
+        currency: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List sources.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LinkCmd {
+    /// Create a tracking link to DESTINATION (use {click_id} or --CLICK-ID--).
+    Add {
+        destination: String,
+        #[arg(long)]
+        slug: Option<String>,
+        /// Source ID the link's traffic converts through.
+        #[arg(long)]
+        source: Option<u64>,
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Parameter appended with the click ID when DESTINATION has no placeholder.
+        #[arg(long)]
+        param: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List links.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Run a parsed command; the returned error is printed by `main`.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Source(SourceCmd::Add {
+            name,
+            preset,
+            params,
+            statuses,
+            currency,
+            remote,
+        }) => {
+            let mut body = json!({"name": name});
+            if let Some(p) = preset {
+                body["preset"] = json!(p);
+            }
+            if !params.is_empty() {
+                body["params"] = pairs_arg(&params, "--param")?;
+            }
+            if !statuses.is_empty() {
+                body["status_map"] = pairs_arg(&statuses, "--status")?;
+            }
+            if let Some(c) = currency {
+                body["default_currency"] = json!(c);
+            }
+            let s = admin(&remote, Method::POST, "/api/v1/sources", Some(&body)).await?;
+            println!(
+                "source {} created: {}",
+                s["id"],
+                s["name"].as_str().unwrap_or("")
+            );
+            println!(
+                "postback URL (paste it into the network):\n  {}",
+                s["postback_url"].as_str().unwrap_or("")
+            );
+            Ok(())
+        }
+        Command::Source(SourceCmd::List { remote }) => {
+            let v = admin(&remote, Method::GET, "/api/v1/sources", None).await?;
+            for s in v["items"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    s["id"],
+                    s["name"].as_str().unwrap_or(""),
+                    s["preset"].as_str().unwrap_or("-"),
+                    s["postback_url"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        Command::Link(LinkCmd::Add {
+            destination,
+            slug,
+            source,
+            campaign,
+            param,
+            remote,
+        }) => {
+            let body = json!({"destination": destination, "slug": slug, "source": source, "campaign": campaign, "param": param});
+            let body = strip_nulls(body);
+            let l = admin(&remote, Method::POST, "/api/v1/links", Some(&body)).await?;
+            println!(
+                "link {} created: {}",
+                l["slug"].as_str().unwrap_or(""),
+                l["url"].as_str().unwrap_or("")
+            );
+            Ok(())
+        }
+        Command::Link(LinkCmd::List { remote }) => {
+            let v = admin(&remote, Method::GET, "/api/v1/links", None).await?;
+            for l in v["items"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}",
+                    l["slug"].as_str().unwrap_or(""),
+                    l["url"].as_str().unwrap_or(""),
+                    l["destination"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        Command::TestPostback {
+            source,
+            link,
+            amount,
+            remote,
+        } => test_postback(&remote, &source, link.as_deref(), &amount).await,
+    }
+}
+
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
+}
+
+fn pairs_arg(items: &[String], flag: &str) -> Result<Value, String> {
+    let mut m = serde_json::Map::new();
+    for it in items {
+        let (k, v) = it
+            .split_once('=')
+            .ok_or_else(|| format!("{flag} takes KEY=VALUE, got `{it}`"))?;
+        m.insert(k.to_string(), json!(v));
+    }
+    Ok(Value::Object(m))
+}
+
+fn token(remote: &Remote) -> Result<String, String> {
+    if let Ok(t) = std::env::var("POSTBACKD_ADMIN_TOKEN") {
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let path = remote.data_dir.join("admin_token");
+    std::fs::read_to_string(&path)
+        .map(|t| t.trim().to_string())
+        .map_err(|e| {
+            format!(
+                "no admin token: set POSTBACKD_ADMIN_TOKEN or pass --data-dir of the server ({}: {e})",
+                path.display()
+            )
+        })
+}
+
+async fn admin(
+    remote: &Remote,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, String> {
+    let token = token(remote)?;
+    let url = format!("{}{path}", remote.server.trim_end_matches('/'));
+    let r = HttpClient::new()
+        .json(method, &url, Some(&token), body)
+        .await?;
+    let v = r.json();
+    if r.status >= 300 {
+        return Err(format!(
+            "{} {}: {}",
+            r.status,
+            v["error"].as_str().unwrap_or("error"),
+            v["message"].as_str().unwrap_or("")
+        ));
+    }
+    Ok(v)
+}
+
+/// The "test-fire": one click, one postback, a verdict.
+async fn test_postback(
+    remote: &Remote,
+    source: &str,
+    link: Option<&str>,
+    amount: &str,
+) -> Result<(), String> {
+    let base = remote.server.trim_end_matches('/').to_string();
+    let sources = admin(remote, Method::GET, "/api/v1/sources", None).await?;
+    let src = sources["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["id"].to_string() == source || s["key"] == source || s["name"] == source)
+        .cloned()
+        .ok_or_else(|| format!("no source `{source}`; list them with `postbackd source list`"))?;
+    let links = admin(remote, Method::GET, "/api/v1/links", None).await?;
+    let slug = match link {
+        Some(l) => l.to_string(),
+        None => links["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["source"] == src["id"])
+            .and_then(|l| l["slug"].as_str().map(str::to_string))
+            .ok_or_else(|| {
+                format!(
+                    "source {} has no link; create one with `postbackd link add URL --source {}` or pass --link SLUG",
+                    src["id"], src["id"]
+                )
+            })?,
+    };
+    let http = HttpClient::new();
+    let click = http
+        .send(
+            Method::GET,
+            &format!("{base}/c/{slug}?utm_source=postbackd-test"),
+            &[("user-agent", "postbackd test-postback")],
+            None,
+        )
+        .await?;
+    let Some(click_id) = click.header(CLICK_ID_HEADER).map(str::to_string) else {
+        println!(
+            "\x1b[31mRED\x1b[0m the click on /c/{slug} was answered {} without a click ID: {}",
+            click.status,
+            String::from_utf8_lossy(&click.body)
+        );
+        return Err("test failed".into());
+    };
+    println!(
+        "click {click_id} recorded; redirect: {}",
+        click.header("location").unwrap_or("")
+    );
+    let click_param = src["effective_params"]["click_id"]
+        .as_str()
+        .unwrap_or("click_id");
+    let amount_param = src["effective_params"]["amount"]
+        .as_str()
+        .unwrap_or("amount");
+    let txid = format!("test-{click_id}");
+    let url = format!(
+        "{base}/p/{}?{}",
+        src["key"].as_str().unwrap_or(""),
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair(click_param, &click_id)
+            .append_pair(amount_param, amount)
+            .append_pair("transaction_id", &txid)
+            .append_pair("postbackd_test", "1")
+            .finish()
+    );
+    let pb = http
+        .send(
+            Method::GET,
+            &url,
+            &[("user-agent", "postbackd test-postback")],
+            None,
+        )
+        .await?;
+    let v = pb.json();
+    if pb.status == 200 && v["result"] == "matched" && v["click_id"] == click_id.as_str() {
+        println!(
+            "\x1b[32mGREEN\x1b[0m postback matched click {click_id}: conversion {} ({}, status {})",
+            v["conversion_id"].as_str().unwrap_or(""),
+            v["type"].as_str().unwrap_or(""),
+            v["status"].as_str().unwrap_or("")
+        );
+        Ok(())
+    } else {
+        println!(
+            "\x1b[31mRED\x1b[0m postback answered {} {}: {}",
+            pb.status,
+            v["result"].as_str().or(v["error"].as_str()).unwrap_or(""),
+            v["message"]
+                .as_str()
+                .unwrap_or(&String::from_utf8_lossy(&pb.body))
+        );
+        Err("test failed".into())
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let over = Overrides {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        public_url: args.public_url,
+        trusted_proxies: args.trusted_proxies,
+        admin_token: std::env::var("POSTBACKD_ADMIN_TOKEN").ok(),
+        max_body_bytes: args.max_body_bytes,
+        stored_body_bytes: args.stored_body_bytes,
+    };
+    let cfg = config::load(args.config.as_deref(), over).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let (app, origin) = App::open(cfg).map_err(|e| e.to_string())?;
+    let app = Arc::new(app);
+    let c = &app.config;
+    println!(
+        "postbackd {} listening on http://{}",
+        env!("CARGO_PKG_VERSION"),
+        c.listen
+    );
+    println!("data dir:   {}", c.data_dir.display());
+    println!("public URL: {}", c.public_url);
+    match origin {
+        TokenOrigin::Generated => {
+            println!(
+                "admin token (printed once; stored in {}):",
+                c.token_path().display()
+            );
+            println!("  {}", app.admin_token());
+        }
+        TokenOrigin::File => println!("admin token: in {}", c.token_path().display()),
+        TokenOrigin::Configured => println!("admin token: from POSTBACKD_ADMIN_TOKEN / config"),
+    }
+    println!("next: create a source and paste its postback URL into your network:");
+    println!(
+        "  postbackd source add \"My network\" --preset everflow --data-dir {}",
+        c.data_dir.display()
+    );
+    tracing::info!(listen = %c.listen, "serving");
+    server::run(listener, app.clone(), shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,304 @@
+//! Settings: defaults < TOML file (`--config`) < `POSTBACKD_*` env < flags.
+//!
+//! Every key `some_key` has the env name `POSTBACKD_SOME_KEY`. Flags and env
+//! are merged by clap (a flag beats its env variable); both beat the file.
+//! The result is validated once at start and passed explicitly.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Validated settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Directory holding `postbackd.redb` and `admin_token`.
+    pub data_dir: PathBuf,
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Base of generated URLs (postback URLs, link URLs), without a
+    /// trailing slash; defaults to `http://<listen>`.
+    pub public_url: String,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Admin token from the file or env; when `None` the token file in the
+    /// data dir is used (generated on first start). Never logged.
+    pub admin_token: Option<String>,
+    /// Largest postback body accepted (bytes); larger gets 413.
+    pub max_body_bytes: usize,
+    /// Largest body stored with a postback event (bytes).
+    pub stored_body_bytes: usize,
+}
+
+impl Config {
+    /// Defaults for a data dir (used by tests and embedded start).
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        let listen: SocketAddr = ([127, 0, 0, 1], 8080).into();
+        Config {
+            data_dir: data_dir.into(),
+            listen,
+            public_url: format!("http://{listen}"),
+            trusted_proxies: Vec::new(),
+            admin_token: None,
+            max_body_bytes: 64 * 1024,
+            stored_body_bytes: 16 * 1024,
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("postbackd.redb")
+    }
+
+    pub fn token_path(&self) -> PathBuf {
+        self.data_dir.join("admin_token")
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::with_data_dir("./postbackd-data")
+    }
+}
+
+/// The TOML file: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub admin_token: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub stored_body_bytes: Option<usize>,
+}
+
+/// Values from env or flags (clap fills these; `None` = not given).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub trusted_proxies: Option<String>,
+    pub admin_token: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub stored_body_bytes: Option<usize>,
+}
+
+/// A setting that cannot be used, with the fix.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Build the configuration from an optional TOML file and overrides.
+pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError> {
+    let fc: FileConfig = match file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", p.display()))
+            })?;
+            toml::from_str(&text)
+                .map_err(|e| ConfigError(format!("config file {}: {e}", p.display())))?
+        }
+        None => FileConfig::default(),
+    };
+    let mut c = Config::default();
+    let public_url_given = over.public_url.is_some() || fc.public_url.is_some();
+    if let Some(d) = over.data_dir.or(fc.data_dir) {
+        c.data_dir = d;
+    }
+    if let Some(l) = over.listen.or(fc.listen) {
+        c.listen = l.parse().map_err(|_| {
+            ConfigError(format!(
+                "listen `{l}` is not an address; use host:port such as 127.0.0.1:8080 or [::]:8080"
+            ))
+        })?;
+    }
+    c.public_url = match over.public_url.or(fc.public_url) {
+        Some(u) => validate_public_url(&u)?,
+        None => format!("http://{}", c.listen),
+    };
+    debug_assert!(public_url_given || c.public_url.starts_with("http://"));
+    let proxies: Option<Vec<String>> = over
+        .trusted_proxies
+        .map(|s| {
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .or(fc.trusted_proxies);
+    if let Some(list) = proxies {
+        c.trusted_proxies = list
+            .iter()
+            .map(|p| parse_net(p))
+            .collect::<Result<_, _>>()?;
+    }
+    c.admin_token = over
+        .admin_token
+        .or(fc.admin_token)
+        .filter(|t| !t.is_empty());
+    if let Some(t) = &c.admin_token {
+        if t.len() < 16 {
+            return Err(ConfigError(
+                "admin_token is shorter than 16 characters; use a long random value \
+                 (or unset it to have one generated)"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(n) = over.max_body_bytes.or(fc.max_body_bytes) {
+        c.max_body_bytes = n;
+    }
+    if let Some(n) = over.stored_body_bytes.or(fc.stored_body_bytes) {
+        c.stored_body_bytes = n;
+    }
+    Ok(c)
+}
+
+fn validate_public_url(u: &str) -> Result<String, ConfigError> {
+    let trimmed = u.trim().trim_end_matches('/');
+    let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+        && trimmed
+            .parse::<hyper::Uri>()
+            .is_ok_and(|x| x.host().is_some());
+    if !ok {
+        return Err(ConfigError(format!(
+            "public_url `{u}` is not an http(s) URL; use the address users reach, such as https://t.example.com"
+        )));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// A CIDR or a bare address (a /32 or /128).
+pub fn parse_net(s: &str) -> Result<IpNet, ConfigError> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            ConfigError(format!(
+                "`{s}` is not an IP address or CIDR range such as 10.0.0.0/8"
+            ))
+        })
+}
+
+/// Where the admin token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOrigin {
+    /// `POSTBACKD_ADMIN_TOKEN` or the config file.
+    Configured,
+    /// The token file in the data dir, from an earlier start.
+    File,
+    /// Generated now and written to the token file (print it once).
+    Generated,
+}
+
+/// The admin token: configured, or read from / generated into the data
+/// dir's `admin_token` (mode 0600).
+pub fn admin_token(c: &Config) -> std::io::Result<(String, TokenOrigin)> {
+    if let Some(t) = &c.admin_token {
+        return Ok((t.clone(), TokenOrigin::Configured));
+    }
+    let path = c.token_path();
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => return Ok((t.trim().to_string(), TokenOrigin::File)),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut raw = [0u8; 24];
+    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(&c.data_dir)?;
+    write_private(&path, token.as_bytes())?;
+    Ok((token, TokenOrigin::Generated))
+}
+
+/// Write a file readable only by its owner, durably.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_file_then_overrides() {
+        let dir = std::env::temp_dir().join(format!("pbd-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://t.example.com/\"\n",
+        )
+        .unwrap();
+        let c = load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.public_url, "https://t.example.com");
+        let c = load(
+            Some(&f),
+            Overrides {
+                listen: Some("127.0.0.1:9001".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.public_url, "https://t.example.com");
+        std::fs::write(&f, "bogus = 1\n").unwrap();
+        assert!(load(Some(&f), Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn default_public_url_follows_listen() {
+        let c = load(
+            None,
+            Overrides {
+                listen: Some("127.0.0.1:7000".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:7000");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn generated_token_is_private_and_stable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!(
+            "pbd-tok-{}-{}",
+            std::process::id(),
+            crate::ids::new_id(0)
+        ));
+        let c = Config::with_data_dir(&dir);
+        let (t1, o1) = admin_token(&c).unwrap();
+        assert_eq!(o1, TokenOrigin::Generated);
+        let mode = std::fs::metadata(c.token_path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (t2, o2) = admin_token(&c).unwrap();
+        assert_eq!((t1, o2), (t2, TokenOrigin::File));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,290 @@
+//! Postback ingestion inside the writer's transaction: dedup, matching,
+//! status updates and the events log.
+//!
+//! Runs serially in the writer thread, so the dedup check and the insert it
+//! guards can never race: two identical postbacks arriving together are one
+//! `matched` and one `duplicate`, never two conversions.
+
+use redb::ReadableTable;
+use serde_json::{Value, json};
+
+use crate::ids;
+use crate::postback::{self, Fields, Rejection};
+use crate::query::Limits;
+use crate::store::records::{self, ConversionRecord, EventRecord};
+use crate::store::{StoreError, WriteCtx};
+
+/// What a postback request looked like, as stored in the events log.
+#[derive(Clone, Debug)]
+pub struct RawRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub content_type: Option<String>,
+    /// Up to the stored cap.
+    pub body: Vec<u8>,
+    pub body_truncated: bool,
+    pub remote_ip: String,
+    pub user_agent: Option<String>,
+}
+
+/// The answer to a postback: HTTP status and JSON body.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub event_id: String,
+    pub http_status: u16,
+    pub body: Value,
+}
+
+/// The dedup key: (source, transaction_id), or without one
+/// (source, click_id, event name). `\x1f` cannot occur in a click ID and is
+/// refused in free-text fields (control character), so keys cannot collide.
+pub fn dedup_key(source_id: u64, f: &Fields) -> String {
+    match &f.transaction_id {
+        Some(t) => format!("{source_id}\x1ft\x1f{t}"),
+        None => format!("{source_id}\x1fc\x1f{}\x1f{}", f.click_id, f.event_name()),
+    }
+}
+
+/// Record one postback (its event always; a conversion when it is valid).
+pub fn record_postback(
+    ctx: &mut WriteCtx<'_>,
+    source_id: u64,
+    raw: RawRequest,
+    parsed: Result<Fields, Rejection>,
+    replay_of: Option<String>,
+    now_ms: u64,
+) -> Result<Outcome, StoreError> {
+    let event_id = ids::new_id(now_ms);
+    let (http_status, result, message, conversion_id, click_id, mut body) = match parsed {
+        Err(rej) => {
+            let mut body = json!({"error": rej.code, "message": rej.message});
+            if let Some(f) = rej.field {
+                body["field"] = json!(f);
+            }
+            let status = if rej.code == "too_large" { 413 } else { 400 };
+            (
+                status,
+                rej.code.to_string(),
+                Some(rej.message),
+                None,
+                None,
+                body,
+            )
+        }
+        Ok(fields) => {
+            let (status, result, message, conv_id, body) =
+                apply_conversion(ctx, source_id, &fields, &event_id, now_ms)?;
+            (
+                status,
+                result,
+                message,
+                Some(conv_id),
+                Some(fields.click_id),
+                body,
+            )
+        }
+    };
+    body["event_id"] = json!(event_id);
+    let ev = EventRecord {
+        source_id,
+        ms: now_ms,
+        method: raw.method,
+        path: raw.path,
+        query: raw.query,
+        content_type: raw.content_type,
+        body: raw.body,
+        body_truncated: raw.body_truncated,
+        remote_ip: raw.remote_ip,
+        user_agent: raw.user_agent,
+        http_status,
+        result,
+        message,
+        conversion_id,
+        click_id,
+        replay_of,
+    };
+    ctx.events
+        .insert(event_id.as_str(), records::encode(&ev).as_slice())?;
+    Ok(Outcome {
+        event_id,
+        http_status,
+        body,
+    })
+}
+
+type Applied = (u16, String, Option<String>, String, Value);
+
+fn apply_conversion(
+    ctx: &mut WriteCtx<'_>,
+    source_id: u64,
+    f: &Fields,
+    event_id: &str,
+    now_ms: u64,
+) -> Result<Applied, StoreError> {
+    let key = dedup_key(source_id, f);
+    let existing = ctx.dedup.get(key.as_str())?.map(|v| v.value().to_string());
+    if let Some(conv_id) = existing {
+        let bytes = ctx
+            .conversions
+            .get(conv_id.as_str())?
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("dedup points at missing conversion {conv_id}").into())
+            })?;
+        let mut conv: ConversionRecord = records::decode(&bytes)?;
+        let new_status = f.status.as_str();
+        if conv.status == new_status {
+            let body = json!({
+                "result": "duplicate",
+                "conversion_id": conv_id,
+                "status": conv.status,
+            });
+            return Ok((200, "duplicate".into(), None, conv_id, body));
+        }
+        let previous = std::mem::replace(&mut conv.status, new_status.to_string());
+        conv.updated_ms = now_ms;
+        conv.history.push((now_ms, new_status.to_string()));
+        conv.event_ids.push(event_id.to_string());
+        ctx.conversions
+            .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
+        let body = json!({
+            "result": "updated",
+            "conversion_id": conv_id,
+            "status": new_status,
+            "previous_status": previous,
+        });
+        return Ok((200, "updated".into(), None, conv_id, body));
+    }
+
+    let click = match ctx.clicks.get(f.click_id.as_str())? {
+        Some(v) => Some(records::decode::<records::ClickRecord>(v.value())?),
+        None => None,
+    };
+    let conv_id = ids::new_id(now_ms);
+    let conv = ConversionRecord {
+        source_id,
+        click_id: f.click_id.clone(),
+        matched: click.is_some(),
+        slug: click.as_ref().map(|c| c.slug.clone()),
+        campaign: click.as_ref().and_then(|c| c.campaign.clone()),
+        kind: f.kind.as_str().to_string(),
+        event: f.event.clone(),
+        amount: f.amount.map(|a| a.to_string()),
+        currency: f.currency.clone(),
+        status: f.status.as_str().to_string(),
+        transaction_id: f.transaction_id.clone(),
+        country: f.country.clone(),
+        state: f.state.clone(),
+        city: f.city.clone(),
+        zip: f.zip.clone(),
+        created_ms: now_ms,
+        updated_ms: now_ms,
+        history: vec![(now_ms, f.status.as_str().to_string())],
+        event_ids: vec![event_id.to_string()],
+        extra: f.extra.clone(),
+    };
+    ctx.conversions
+        .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
+    ctx.dedup.insert(key.as_str(), conv_id.as_str())?;
+    if click.is_some() {
+        let body = json!({
+            "result": "matched",
+            "conversion_id": conv_id,
+            "type": f.kind.as_str(),
+            "click_id": f.click_id,
+            "status": f.status.as_str(),
+        });
+        Ok((200, "matched".into(), None, conv_id, body))
+    } else {
+        let message = format!(
+            "No match found: click ID `{}` is not a click recorded by this server; the conversion \
+             is stored as unmatched. Check that the tracking link passes the click ID to the network \
+             unchanged",
+            f.click_id
+        );
+        let body = json!({
+            "result": "unmatched",
+            "error": "no_match",
+            "message": message,
+            "conversion_id": conv_id,
+            "type": f.kind.as_str(),
+            "click_id": f.click_id,
+            "status": f.status.as_str(),
+        });
+        Ok((202, "unmatched".into(), Some(message), conv_id, body))
+    }
+}
+
+/// Why a replay could not run.
+#[derive(Debug)]
+pub enum ReplayError {
+    NotFound,
+    SourceGone(u64),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ReplayError {
+    fn from(e: StoreError) -> Self {
+        ReplayError::Store(e)
+    }
+}
+
+/// Re-process a stored event with its source's current mapping; the result
+/// is a new event pointing back at the original.
+pub fn replay(
+    ctx: &mut WriteCtx<'_>,
+    event_id: &str,
+    limits: &Limits,
+    now_ms: u64,
+) -> Result<Outcome, ReplayError> {
+    let ev: EventRecord = match ctx.events.get(event_id).map_err(StoreError::from)? {
+        Some(v) => records::decode(v.value())?,
+        None => return Err(ReplayError::NotFound),
+    };
+    let source = ctx
+        .catalog()
+        .sources
+        .get(&ev.source_id)
+        .cloned()
+        .ok_or(ReplayError::SourceGone(ev.source_id))?;
+    let parsed = postback::parse(
+        &postback::Request {
+            query: ev.query.as_bytes(),
+            content_type: ev.content_type.as_deref(),
+            body: &ev.body,
+        },
+        &source.mapping,
+        limits,
+    );
+    let parsed = if ev.body_truncated && parsed.is_ok() {
+        // Never guess from a partial body.
+        Err(Rejection {
+            code: "too_large",
+            message: "the original body was over the size limit and is stored truncated; \
+                      it cannot be replayed"
+                .into(),
+            field: None,
+        })
+    } else {
+        parsed
+    };
+    let raw = RawRequest {
+        method: ev.method,
+        path: ev.path,
+        query: ev.query,
+        content_type: ev.content_type,
+        body: ev.body,
+        body_truncated: ev.body_truncated,
+        remote_ip: ev.remote_ip,
+        user_agent: ev.user_agent,
+    };
+    Ok(record_postback(
+        ctx,
+        ev.source_id,
+        raw,
+        parsed,
+        Some(event_id.to_string()),
+        now_ms,
+    )?)
+}

@@ -1,0 +1,129 @@
+//! The hyper server: accept loop, per-connection tasks, graceful shutdown.
+//!
+//! `run` takes the listener and the shutdown future as parameters (the
+//! mini-redis shape), so tests bind `127.0.0.1:0` and stop the server at
+//! will.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::api;
+use crate::config::{self, Config, TokenOrigin};
+use crate::query::Limits;
+use crate::store::{OpenError, Store};
+
+/// How long in-flight requests get to finish after shutdown starts.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// A client must send its request headers within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a request handler needs.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    /// Never logged; compared in constant time.
+    admin_token: String,
+    /// Bounds for parsing postback parameters.
+    pub limits: Limits,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Io(std::io::Error),
+    Open(OpenError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Io(e) => write!(f, "{e}"),
+            StartError::Open(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl App {
+    /// Create the data dir, resolve the admin token, open the database.
+    pub fn open(config: Config) -> Result<(App, TokenOrigin), StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StartError::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot create data dir {}: {e}", config.data_dir.display()),
+            ))
+        })?;
+        let (admin_token, origin) = config::admin_token(&config).map_err(StartError::Io)?;
+        let store = Store::open(&config.db_path()).map_err(StartError::Open)?;
+        Ok((
+            App {
+                config,
+                store,
+                admin_token,
+                limits: Limits::default(),
+            },
+            origin,
+        ))
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+}
+
+/// Serve until `shutdown` resolves, then drain connections (up to the
+/// deadline) and stop the writer after its queued jobs.
+pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let svc = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(api::handle(app, peer, req).await) }
+                });
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_DEADLINE) => {
+            tracing::warn!("drain deadline passed; closing remaining connections");
+        }
+    }
+    app.store.close().await;
+}

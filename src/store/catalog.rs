@@ -1,0 +1,123 @@
+//! The in-memory catalog of sources and links.
+//!
+//! Both hot paths (`/c/{slug}`, `/p/{key}`) need a link or a source before
+//! anything else; reading them from redb on a tokio worker would be blocking
+//! I/O on the request path. They are few and change only through the admin
+//! API, so the writer thread keeps this snapshot and swaps in a new one
+//! after each commit that changed it. Readers clone an `Arc`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use super::records::{LinkRecord, SourceRecord};
+use crate::postback::{Mapping, Status};
+use crate::presets;
+
+/// A source with its effective mapping precomputed.
+#[derive(Debug)]
+pub struct SourceEntry {
+    pub id: u64,
+    pub rec: SourceRecord,
+    pub mapping: Mapping,
+}
+
+impl SourceEntry {
+    pub fn new(id: u64, rec: SourceRecord) -> Self {
+        let mapping = mapping_for(&rec);
+        SourceEntry { id, rec, mapping }
+    }
+}
+
+/// Preset first, then the source's own overrides.
+pub fn mapping_for(rec: &SourceRecord) -> Mapping {
+    let mut m = Mapping {
+        default_currency: rec.default_currency.clone(),
+        ..Mapping::default()
+    };
+    if let Some(p) = rec.preset.as_deref().and_then(presets::find) {
+        for (field, name) in p.params {
+            m.params.insert((*field).to_string(), (*name).to_string());
+        }
+        for (raw, st) in p.statuses {
+            if let Some(st) = Status::parse(st) {
+                m.statuses.insert(raw.to_ascii_lowercase(), st);
+            }
+        }
+    }
+    for (field, name) in &rec.params {
+        m.params.insert(field.clone(), name.clone());
+    }
+    for (raw, st) in &rec.status_map {
+        if let Some(st) = Status::parse(st) {
+            m.statuses.insert(raw.to_ascii_lowercase(), st);
+        }
+    }
+    m
+}
+
+/// A link with its slug.
+#[derive(Debug)]
+pub struct LinkEntry {
+    pub slug: String,
+    pub rec: LinkRecord,
+}
+
+/// Snapshot of all sources and links.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub sources: BTreeMap<u64, Arc<SourceEntry>>,
+    /// Source key -> source ID.
+    by_key: HashMap<String, u64>,
+    pub links: BTreeMap<String, Arc<LinkEntry>>,
+}
+
+impl Catalog {
+    pub fn source_by_key(&self, key: &str) -> Option<&Arc<SourceEntry>> {
+        self.by_key.get(key).and_then(|id| self.sources.get(id))
+    }
+
+    pub fn put_source(&mut self, id: u64, rec: SourceRecord) -> Arc<SourceEntry> {
+        if let Some(old) = self.sources.get(&id) {
+            self.by_key.remove(&old.rec.key);
+        }
+        self.by_key.insert(rec.key.clone(), id);
+        let entry = Arc::new(SourceEntry::new(id, rec));
+        self.sources.insert(id, entry.clone());
+        entry
+    }
+
+    pub fn remove_source(&mut self, id: u64) {
+        if let Some(old) = self.sources.remove(&id) {
+            self.by_key.remove(&old.rec.key);
+        }
+    }
+
+    pub fn put_link(&mut self, slug: String, rec: LinkRecord) -> Arc<LinkEntry> {
+        let entry = Arc::new(LinkEntry {
+            slug: slug.clone(),
+            rec,
+        });
+        self.links.insert(slug, entry.clone());
+        entry
+    }
+
+    pub fn remove_link(&mut self, slug: &str) {
+        self.links.remove(slug);
+    }
+}
+
+/// The shared cell readers load from.
+#[derive(Debug, Default)]
+pub struct CatalogCell(RwLock<Arc<Catalog>>);
+
+impl CatalogCell {
+    pub fn load(&self) -> Arc<Catalog> {
+        // A poisoned lock only means a writer panicked mid-swap of an Arc;
+        // the Arc inside is still a complete snapshot.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn store(&self, c: Catalog) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+    }
+}

@@ -1,0 +1,457 @@
+//! Storage: one redb file, one writer thread, group commit.
+//!
+//! Handlers never open write transactions. They hand a closure to
+//! [`Store::write`], which queues it for the writer thread; the writer takes
+//! every job waiting (up to [`MAX_BATCH`]), runs them in one write
+//! transaction, commits once with `Durability::Immediate` (fsync,
+//! two-phase), and only then wakes each handler with its result. While one
+//! batch is being fsynced the next one accumulates, so the batch size grows
+//! with load and the fsync cost is shared: that is how a 2xx can mean
+//! "durable" and still be fast. Reads run in concurrent read transactions on
+//! the blocking pool ([`Store::read`]).
+
+pub mod catalog;
+pub mod records;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use catalog::{Catalog, CatalogCell};
+use records::{LinkRecord, SourceRecord};
+
+/// Global settings and counters (`schema_version`, `next_source_id`).
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Source ID -> [`records::SourceRecord`].
+pub const SOURCES: TableDefinition<u64, &[u8]> = TableDefinition::new("sources");
+/// Slug -> [`records::LinkRecord`].
+pub const LINKS: TableDefinition<&str, &[u8]> = TableDefinition::new("links");
+/// Click ID -> [`records::ClickRecord`].
+pub const CLICKS: TableDefinition<&str, &[u8]> = TableDefinition::new("clicks");
+/// Conversion ID -> [`records::ConversionRecord`].
+pub const CONVERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversions");
+/// Dedup key -> conversion ID (see `ingest::dedup_key`).
+pub const DEDUP: TableDefinition<&str, &str> = TableDefinition::new("dedup");
+/// Event ID -> [`records::EventRecord`]: every postback request, by time.
+pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+
+/// Database layout version written in `meta`. Bump with a migration.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Most jobs committed in one transaction.
+pub const MAX_BATCH: usize = 4096;
+/// Jobs waiting for the writer before senders wait (backpressure).
+const QUEUE_DEPTH: usize = 16 * 1024;
+
+/// Storage failures. Cheap to clone: one failed commit fails every job of
+/// its batch.
+#[derive(Clone, Debug)]
+pub enum StoreError {
+    /// The database could not commit or read (I/O error, disk full): the
+    /// request may be retried later.
+    Unavailable(Arc<str>),
+    /// A stored value could not be decoded.
+    Corrupt(Arc<str>),
+    /// The writer has shut down.
+    Closed,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unavailable(m) => write!(f, "storage unavailable: {m}"),
+            StoreError::Corrupt(m) => write!(f, "corrupt record: {m}"),
+            StoreError::Closed => write!(f, "storage is shut down"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+macro_rules! unavailable_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Unavailable(e.to_string().into())
+            }
+        }
+    )*};
+}
+unavailable_from!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// Why the store could not open.
+#[derive(Debug)]
+pub enum OpenError {
+    Db(redb::DatabaseError),
+    Store(StoreError),
+    /// The file was written by a newer postbackd.
+    NewerSchema {
+        found: u32,
+    },
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Db(redb::DatabaseError::DatabaseAlreadyOpen) => write!(
+                f,
+                "the database is already open in another process; stop the other postbackd \
+                 (management commands talk to the running server instead)"
+            ),
+            OpenError::Db(e) => write!(f, "cannot open database: {e}"),
+            OpenError::Store(e) => write!(f, "cannot open database: {e}"),
+            OpenError::NewerSchema { found } => write!(
+                f,
+                "the database has schema version {found}, newer than this build's {SCHEMA_VERSION}; \
+                 run the newer postbackd or restore a backup taken before the upgrade"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// The tables a write job works on, opened once per batch.
+pub struct WriteCtx<'t> {
+    pub meta: Table<'t, &'static str, &'static [u8]>,
+    pub sources: Table<'t, u64, &'static [u8]>,
+    pub links: Table<'t, &'static str, &'static [u8]>,
+    pub clicks: Table<'t, &'static str, &'static [u8]>,
+    pub conversions: Table<'t, &'static str, &'static [u8]>,
+    pub dedup: Table<'t, &'static str, &'static str>,
+    pub events: Table<'t, &'static str, &'static [u8]>,
+    base: Arc<Catalog>,
+    /// Set on the first change; published only if the batch commits.
+    changed: Option<Catalog>,
+}
+
+impl WriteCtx<'_> {
+    /// The catalog as this transaction sees it.
+    pub fn catalog(&self) -> &Catalog {
+        self.changed.as_ref().unwrap_or(&self.base)
+    }
+
+    /// Change the catalog; the change is published after the commit.
+    pub fn catalog_mut(&mut self) -> &mut Catalog {
+        let base = &self.base;
+        self.changed.get_or_insert_with(|| (**base).clone())
+    }
+}
+
+/// A queued write: applied inside the batch transaction, completed after
+/// its commit (or failure).
+trait Job: Send {
+    fn apply(&mut self, ctx: &mut WriteCtx<'_>) -> Result<(), StoreError>;
+    fn complete(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+struct FnJob<F, T> {
+    f: Option<F>,
+    out: Option<T>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> Job for FnJob<F, T>
+where
+    F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send,
+    T: Send,
+{
+    fn apply(&mut self, ctx: &mut WriteCtx<'_>) -> Result<(), StoreError> {
+        let f = self.f.take().ok_or(StoreError::Closed)?;
+        self.out = Some(f(ctx)?);
+        Ok(())
+    }
+
+    fn complete(self: Box<Self>, commit: Result<(), StoreError>) {
+        let FnJob { out, reply, .. } = *self;
+        let result = commit.and_then(|()| out.ok_or(StoreError::Closed));
+        // The handler may have gone away (client disconnected); the write
+        // is committed regardless.
+        let _ = reply.send(result);
+    }
+}
+
+enum Msg {
+    Job(Box<dyn Job>),
+    Shutdown,
+}
+
+/// Writer counters, for `/metrics` and the load harness.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Jobs in committed transactions.
+    pub committed_jobs: AtomicU64,
+    /// Transactions that failed (every job in them answered 503).
+    pub failed_commits: AtomicU64,
+    /// Largest batch committed.
+    pub max_batch: AtomicU64,
+    /// Total time spent in commit (fsync), microseconds.
+    pub commit_micros: AtomicU64,
+}
+
+/// The database handle shared by the server.
+pub struct Store {
+    db: Arc<Database>,
+    jobs: mpsc::Sender<Msg>,
+    catalog: Arc<CatalogCell>,
+    pub stats: Arc<WriterStats>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Open (or create) `path` and start the writer thread.
+    pub fn open(path: &Path) -> Result<Store, OpenError> {
+        let db = Database::builder().create(path).map_err(OpenError::Db)?;
+        let catalog = init(&db)?;
+        let db = Arc::new(db);
+        let cell = Arc::new(CatalogCell::default());
+        cell.store(catalog);
+        let stats = Arc::new(WriterStats::default());
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let writer = {
+            let (db, cell, stats) = (db.clone(), cell.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name("postbackd-writer".into())
+                .spawn(move || writer_loop(&db, rx, &cell, &stats))
+                .map_err(|e| OpenError::Store(StoreError::Unavailable(e.to_string().into())))?
+        };
+        Ok(Store {
+            db,
+            jobs: tx,
+            catalog: cell,
+            stats,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// The current catalog snapshot.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load()
+    }
+
+    /// Run `f` in the next group-committed write transaction and return its
+    /// result once that transaction is durable.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Box::new(FnJob {
+            f: Some(f),
+            out: None,
+            reply,
+        });
+        self.jobs
+            .send(Msg::Job(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Run `f` in a read transaction on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let rtx = db.begin_read()?;
+            f(&rtx)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string().into()))?
+    }
+
+    /// Stop the writer after the jobs already queued, and wait for it.
+    pub async fn close(&self) {
+        let _ = self.jobs.send(Msg::Shutdown).await;
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}
+
+/// Create tables, check the schema version, load the catalog.
+fn init(db: &Database) -> Result<Catalog, OpenError> {
+    let e = |e: StoreError| OpenError::Store(e);
+    let txn = db.begin_write().map_err(|x| e(x.into()))?;
+    {
+        let mut meta = txn.open_table(META).map_err(|x| e(x.into()))?;
+        let found = meta
+            .get("schema_version")
+            .map_err(|x| e(x.into()))?
+            .map(|v| {
+                let b = v.value();
+                u32::from_le_bytes([
+                    b.first().copied().unwrap_or(0),
+                    b.get(1).copied().unwrap_or(0),
+                    b.get(2).copied().unwrap_or(0),
+                    b.get(3).copied().unwrap_or(0),
+                ])
+            });
+        match found {
+            Some(v) if v > SCHEMA_VERSION => return Err(OpenError::NewerSchema { found: v }),
+            Some(_) => {}
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())
+                    .map_err(|x| e(x.into()))?;
+            }
+        }
+        for t in [LINKS, CLICKS, CONVERSIONS, EVENTS] {
+            txn.open_table(t).map_err(|x| e(x.into()))?;
+        }
+        txn.open_table(SOURCES).map_err(|x| e(x.into()))?;
+        txn.open_table(DEDUP).map_err(|x| e(x.into()))?;
+    }
+    txn.commit().map_err(|x| e(x.into()))?;
+
+    let rtx = db.begin_read().map_err(|x| e(x.into()))?;
+    let mut catalog = Catalog::default();
+    let sources = rtx.open_table(SOURCES).map_err(|x| e(x.into()))?;
+    for row in sources.iter().map_err(|x| e(x.into()))? {
+        let (k, v) = row.map_err(|x| e(x.into()))?;
+        let rec: SourceRecord = records::decode(v.value()).map_err(e)?;
+        catalog.put_source(k.value(), rec);
+    }
+    let links = rtx.open_table(LINKS).map_err(|x| e(x.into()))?;
+    for row in links.iter().map_err(|x| e(x.into()))? {
+        let (k, v) = row.map_err(|x| e(x.into()))?;
+        let rec: LinkRecord = records::decode(v.value()).map_err(e)?;
+        catalog.put_link(k.value().to_string(), rec);
+    }
+    Ok(catalog)
+}
+
+fn writer_loop(
+    db: &Database,
+    mut rx: mpsc::Receiver<Msg>,
+    cell: &CatalogCell,
+    stats: &WriterStats,
+) {
+    let mut stop = false;
+    while !stop {
+        let mut batch: Vec<Box<dyn Job>> = match rx.blocking_recv() {
+            Some(Msg::Job(j)) => vec![j],
+            Some(Msg::Shutdown) | None => break,
+        };
+        // Everything that queued up while the previous commit was fsyncing
+        // joins this batch.
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Msg::Job(j)) => batch.push(j),
+                Ok(Msg::Shutdown) => {
+                    stop = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let n = batch.len() as u64;
+        let started = std::time::Instant::now();
+        let result = run_batch(db, &mut batch, cell);
+        match &result {
+            Ok(()) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.committed_jobs.fetch_add(n, Ordering::Relaxed);
+                stats.max_batch.fetch_max(n, Ordering::Relaxed);
+                stats
+                    .commit_micros
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, jobs = n, "write batch failed; answering 503");
+            }
+        }
+        for job in batch {
+            job.complete(result.clone());
+        }
+    }
+    // Refuse whatever is still queued: its senders get Closed.
+    rx.close();
+    while let Ok(Msg::Job(j)) = rx.try_recv() {
+        j.complete(Err(StoreError::Closed));
+    }
+}
+
+fn run_batch(
+    db: &Database,
+    batch: &mut [Box<dyn Job>],
+    cell: &CatalogCell,
+) -> Result<(), StoreError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    // Two-phase commit: the commit slot is fsynced before it is activated,
+    // so a crash mid-commit can never expose a half-written transaction;
+    // quick repair keeps restart after kill -9 fast on a large file.
+    txn.set_two_phase_commit(true);
+    txn.set_quick_repair(true);
+    let changed = {
+        let mut ctx = WriteCtx {
+            meta: txn.open_table(META)?,
+            sources: txn.open_table(SOURCES)?,
+            links: txn.open_table(LINKS)?,
+            clicks: txn.open_table(CLICKS)?,
+            conversions: txn.open_table(CONVERSIONS)?,
+            dedup: txn.open_table(DEDUP)?,
+            events: txn.open_table(EVENTS)?,
+            base: cell.load(),
+            changed: None,
+        };
+        for job in batch.iter_mut() {
+            // One failed job aborts the transaction (dropping `txn` rolls
+            // back), and every job of the batch is told so.
+            job.apply(&mut ctx)?;
+        }
+        ctx.changed
+    };
+    txn.commit()?;
+    if let Some(c) = changed {
+        cell.store(c);
+    }
+    Ok(())
+}
+
+/// Next value of a `u64` counter kept in `meta`.
+pub fn next_counter(ctx: &mut WriteCtx<'_>, name: &'static str) -> Result<u64, StoreError> {
+    let current = ctx
+        .meta
+        .get(name)?
+        .map(|v| {
+            let b = v.value();
+            let mut a = [0u8; 8];
+            let n = b.len().min(8);
+            a[..n].copy_from_slice(&b[..n]);
+            u64::from_le_bytes(a)
+        })
+        .unwrap_or(0);
+    let next = current + 1;
+    ctx.meta.insert(name, next.to_le_bytes().as_slice())?;
+    Ok(next)
+}
+
+/// Current time in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

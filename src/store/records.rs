@@ -1,0 +1,198 @@
+//! Storage records: what is written to redb, kept apart from the JSON API
+//! types because serialized types are forever.
+//!
+//! Each value is one version byte followed by a MessagePack array
+//! (`rmp_serde::to_vec`, positional: compact, no field names on disk). New
+//! fields go at the end with `#[serde(default)]`; anything more drastic
+//! bumps the version byte and adds a decode arm.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::StoreError;
+
+/// A type stored as a redb value.
+pub trait Record: Serialize + DeserializeOwned {
+    /// Written as the first byte of every value of this type.
+    const VERSION: u8;
+    /// Table name, for error messages.
+    const KIND: &'static str;
+}
+
+pub fn encode<R: Record>(r: &R) -> Vec<u8> {
+    let mut out = vec![R::VERSION];
+    // Serializing plain structs of strings and integers into a Vec cannot
+    // fail; a failure here is a programming error worth a loud stop.
+    rmp_serde::encode::write(&mut out, r).expect("record serialization");
+    out
+}
+
+pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
+    match bytes.split_first() {
+        Some((&v, rest)) if v == R::VERSION => rmp_serde::from_slice(rest)
+            .map_err(|e| StoreError::Corrupt(format!("{} record: {e}", R::KIND).into())),
+        Some((&v, _)) => Err(StoreError::Corrupt(
+            format!("{} record version {v} is not known to this build", R::KIND).into(),
+        )),
+        None => Err(StoreError::Corrupt(
+            format!("empty {} record", R::KIND).into(),
+        )),
+    }
+}
+
+/// A postback source: one network account.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SourceRecord {
+    pub name: String,
+    /// The unguessable key in `/p/{key}`.
+    pub key: String,
+    pub preset: Option<String>,
+    /// canonical field -> parameter name (overrides the preset).
+    pub params: Vec<(String, String)>,
+    /// raw status value (lowercase) -> canonical status (overrides the preset).
+    pub status_map: Vec<(String, String)>,
+    pub default_currency: String,
+    /// Macro syntax for the generated postback URL, when not the preset's.
+    pub macro_syntax: Option<String>,
+    pub created_ms: u64,
+}
+
+impl Record for SourceRecord {
+    const VERSION: u8 = 1;
+    const KIND: &'static str = "source";
+}
+
+/// A tracking link, keyed by slug.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LinkRecord {
+    /// Validated destination template (see `click::validate_destination`).
+    pub destination: String,
+    pub source_id: Option<u64>,
+    pub campaign: Option<String>,
+    /// Parameter appended with the click ID when the destination has no
+    /// placeholder.
+    pub param: String,
+    pub created_ms: u64,
+}
+
+impl Record for LinkRecord {
+    const VERSION: u8 = 1;
+    const KIND: &'static str = "link";
+}
+
+/// One click, keyed by click ID (time-ordered).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClickRecord {
+    pub ms: u64,
+    pub slug: String,
+    pub source_id: Option<u64>,
+    pub campaign: Option<String>,
+    /// Served to a HEAD request (link checkers, unfurlers): stored, because
+    /// every redirect served has its click, but flagged.
+    pub head: bool,
+    pub ip: String,
+    pub user_agent: Option<String>,
+    pub referrer: Option<String>,
+    /// All query parameters of the click, in order (bounded).
+    pub params: Vec<(String, String)>,
+    /// Meta click ID (`fb.1.<ms>.<fbclid>` or the `_fbc` cookie).
+    pub fbc: Option<String>,
+    /// Meta browser ID from the `_fbp` cookie.
+    pub fbp: Option<String>,
+}
+
+impl Record for ClickRecord {
+    const VERSION: u8 = 1;
+    const KIND: &'static str = "click";
+}
+
+/// A conversion, keyed by conversion ID (time-ordered).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConversionRecord {
+    pub source_id: u64,
+    /// Normalized click ID as received.
+    pub click_id: String,
+    /// A stored click with that ID existed when the conversion arrived.
+    pub matched: bool,
+    pub slug: Option<String>,
+    pub campaign: Option<String>,
+    /// `lead` or `purchase`.
+    pub kind: String,
+    pub event: Option<String>,
+    /// Exact decimal text; never a float.
+    pub amount: Option<String>,
+    pub currency: String,
+    pub status: String,
+    pub transaction_id: Option<String>,
+    pub country: Option<String>,
+    pub state: Option<String>,
+    pub city: Option<String>,
+    pub zip: Option<String>,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    /// Every status the conversion has had, with its time.
+    pub history: Vec<(u64, String)>,
+    /// The postback events that created or changed it.
+    pub event_ids: Vec<String>,
+    /// Non-canonical postback parameters.
+    pub extra: Vec<(String, String)>,
+}
+
+impl Record for ConversionRecord {
+    const VERSION: u8 = 1;
+    const KIND: &'static str = "conversion";
+}
+
+/// One postback request and what became of it, keyed by event ID.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventRecord {
+    pub source_id: u64,
+    pub ms: u64,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub content_type: Option<String>,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    /// The body was longer than the stored cap.
+    pub body_truncated: bool,
+    pub remote_ip: String,
+    pub user_agent: Option<String>,
+    pub http_status: u16,
+    /// `matched`, `duplicate`, `updated`, `unmatched` or an error code.
+    pub result: String,
+    pub message: Option<String>,
+    pub conversion_id: Option<String>,
+    pub click_id: Option<String>,
+    /// The event this one re-processed.
+    pub replay_of: Option<String>,
+}
+
+impl Record for EventRecord {
+    const VERSION: u8 = 1;
+    const KIND: &'static str = "event";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_version_check() {
+        let l = LinkRecord {
+            destination: "https://x.com/?s={click_id}".into(),
+            source_id: Some(3),
+            campaign: None,
+            param: "sub1".into(),
+            created_ms: 5,
+        };
+        let bytes = encode(&l);
+        assert_eq!(bytes[0], 1);
+        assert_eq!(decode::<LinkRecord>(&bytes).unwrap(), l);
+        let mut bad = bytes.clone();
+        bad[0] = 9;
+        assert!(matches!(
+            decode::<LinkRecord>(&bad),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
