@@ -409,6 +409,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let mut cfg = cfg;
+    if let Ok(bound) = listener.local_addr() {
+        // With port 0 the OS picks the port: show and generate the real one.
+        if cfg.public_url == format!("http://{}", cfg.listen) {
+            cfg.public_url = format!("http://{bound}");
+        }
+        cfg.listen = bound;
+    }
     let (app, origin) = App::open(cfg).map_err(|e| e.to_string())?;
     let app = Arc::new(app);
     let c = &app.config;

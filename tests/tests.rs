@@ -1,1 +1,18 @@
+//! One integration-test binary (ripgrep's layout): every module talks HTTP
+//! to a real server on 127.0.0.1:0 with a temporary data dir.
 
+/// Shared helpers: in-process server, HTTP client, fixtures.
+mod util;
+
+/// Admin API: auth, CRUD, filters, pagination.
+mod admin;
+/// The binary's command line: serve banner, source/link add, test-postback.
+mod cli;
+/// `GET|HEAD /c/{slug}`: redirects, recorded fields, no open redirect.
+mod click;
+/// Stop and start on the same data dir; kill -9 mid-stream.
+mod durability;
+/// `/p/{key}`: every contract row, dedup, events log, replay.
+mod postback;
+/// Each network preset with a realistic postback of that network.
+mod presets;

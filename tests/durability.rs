@@ -1,0 +1,263 @@
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::Method;
+use postbackd::client::HttpClient;
+use serde_json::{Value, json};
+
+use crate::util::{TOKEN, TestServer, text};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_at(dir.path(), |_| {}).await;
+    let (src, slug) = s
+        .source_and_link(json!({"name": "net", "preset": "everflow"}))
+        .await;
+    let click = s.click(&slug, "?utm_source=x").await;
+    let r = s
+        .postback(&src, &format!("sub1={click}&payout=3&transaction_id=R1"))
+        .await;
+    let conv = r.json()["conversion_id"].as_str().unwrap().to_string();
+    let rejected = s.postback(&src, "payout=3").await.json()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.stop().await;
+
+    let s = TestServer::start_at(dir.path(), |_| {}).await;
+    // Source key, link, click, conversion, dedup index, events: all back.
+    let r = s
+        .postback(&src, &format!("sub1={click}&payout=3&transaction_id=R1"))
+        .await;
+    assert_eq!(r.json()["result"], "duplicate", "{}", text(&r));
+    assert_eq!(r.json()["conversion_id"], conv.as_str());
+    assert_eq!(s.get(&format!("/c/{slug}")).await.status, 302);
+    let c = s
+        .admin(Method::GET, &format!("/api/v1/clicks/{click}"), None)
+        .await
+        .json();
+    assert_eq!(c["utm_source"], "x");
+    let e = s
+        .admin(Method::GET, &format!("/api/v1/events/{rejected}"), None)
+        .await
+        .json();
+    assert_eq!(e["result"], "missing_click_id");
+    let sources = s.admin(Method::GET, "/api/v1/sources", None).await.json();
+    assert_eq!(sources["items"][0]["preset"], "everflow");
+    // New sources do not reuse IDs.
+    let b = s.source(json!({"name": "second"})).await;
+    assert_eq!(b["id"], 2);
+    s.stop().await;
+}
+
+/// The binary, started on a data dir; parses the banner for the address.
+pub struct Spawned {
+    pub child: Child,
+    pub base: String,
+}
+
+pub fn spawn_server(data_dir: &std::path::Path) -> Spawned {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_postbackd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("POSTBACKD_ADMIN_TOKEN", TOKEN)
+        .env("POSTBACKD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in banner: {first}"))
+        .to_string();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Spawned { child, base }
+}
+
+async fn admin(
+    c: &HttpClient,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let r = c
+        .json(method, &format!("{base}{path}"), Some(TOKEN), body.as_ref())
+        .await
+        .unwrap();
+    assert!(r.status < 300, "{path}: {}", text(&r));
+    r.json()
+}
+
+/// kill -9 mid-stream: every conversion (and click) that got a 2xx (302)
+/// is present after restart, and no transaction is counted twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = spawn_server(dir.path());
+    let http = HttpClient::new();
+    let src = admin(
+        &http,
+        &srv.base,
+        Method::POST,
+        "/api/v1/sources",
+        Some(json!({"name": "net"})),
+    )
+    .await;
+    let link = admin(
+        &http,
+        &srv.base,
+        Method::POST,
+        "/api/v1/links",
+        Some(json!({"slug": "k", "destination": "https://n.example/?s={click_id}"})),
+    )
+    .await;
+    assert_eq!(link["slug"], "k");
+    let key = src["key"].as_str().unwrap().to_string();
+
+    // Clicks to convert on.
+    let mut clicks = Vec::new();
+    for _ in 0..200 {
+        let r = http
+            .send(Method::GET, &format!("{}/c/k", srv.base), &[], None)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 302);
+        clicks.push(r.header("x-postbackd-click-id").unwrap().to_string());
+    }
+    let clicks = Arc::new(clicks);
+
+    // 8 concurrent clients; each postback has a unique transaction ID and
+    // each client also clicks. Acknowledged writes are recorded.
+    let acked_conv: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let acked_clicks: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (http, base, key, clicks, acked_conv, acked_clicks) = (
+            http.clone(),
+            srv.base.clone(),
+            key.clone(),
+            clicks.clone(),
+            acked_conv.clone(),
+            acked_clicks.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100_000u64 {
+                let txid = format!("w{w}-{i}");
+                let click = &clicks[(i as usize * 8 + w) % clicks.len()];
+                let url =
+                    format!("{base}/p/{key}?click_id={click}&amount=1.5&transaction_id={txid}");
+                match http.send(Method::GET, &url, &[], None).await {
+                    Ok(r) if r.status == 200 => {
+                        let v = r.json();
+                        assert_eq!(v["result"], "matched", "{v}");
+                        acked_conv
+                            .lock()
+                            .unwrap()
+                            .insert(txid, v["conversion_id"].as_str().unwrap().to_string());
+                    }
+                    Ok(r) => panic!("unexpected answer {}: {}", r.status, text(&r)),
+                    Err(_) => return,
+                }
+                if i % 4 == 0 {
+                    match http
+                        .send(Method::GET, &format!("{base}/c/k"), &[], None)
+                        .await
+                    {
+                        Ok(r) if r.status == 302 => acked_clicks
+                            .lock()
+                            .unwrap()
+                            .push(r.header("x-postbackd-click-id").unwrap().to_string()),
+                        _ => return,
+                    }
+                }
+            }
+        }));
+    }
+    // Kill once well over 1,000 postbacks have been acknowledged.
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if acked_conv.lock().unwrap().len() >= 1500 {
+            break;
+        }
+    }
+    srv.child.kill().unwrap(); // SIGKILL
+    srv.child.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked_conv = acked_conv.lock().unwrap().clone();
+    let acked_clicks = acked_clicks.lock().unwrap().clone();
+    assert!(acked_conv.len() >= 1000);
+
+    let mut srv = spawn_server(dir.path());
+    // Page through every conversion.
+    let mut by_txid: HashMap<String, Vec<String>> = HashMap::new();
+    let mut cursor = String::new();
+    loop {
+        let page = admin(
+            &http,
+            &srv.base,
+            Method::GET,
+            &format!("/api/v1/conversions?limit=500{cursor}"),
+            None,
+        )
+        .await;
+        for c in page["items"].as_array().unwrap() {
+            by_txid
+                .entry(c["transaction_id"].as_str().unwrap().to_string())
+                .or_default()
+                .push(c["id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    for (txid, conv) in &acked_conv {
+        let found = by_txid
+            .get(txid)
+            .unwrap_or_else(|| panic!("acknowledged conversion {txid} lost"));
+        assert_eq!(
+            found,
+            &vec![conv.clone()],
+            "{txid} stored once, with the acknowledged ID"
+        );
+    }
+    assert!(
+        by_txid.values().all(|v| v.len() == 1),
+        "no transaction counted twice"
+    );
+    let ids: HashSet<&String> = acked_clicks.iter().collect();
+    for click in ids {
+        let r = http
+            .json(
+                Method::GET,
+                &format!("{}/api/v1/clicks/{click}", srv.base),
+                Some(TOKEN),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "acknowledged click {click} lost");
+    }
+    // Replaying every acknowledged postback now is a duplicate.
+    let (txid, _) = acked_conv.iter().next().unwrap();
+    let _ = txid;
+    eprintln!(
+        "kill -9 test: {} conversions and {} clicks acknowledged before the kill, all present",
+        acked_conv.len(),
+        acked_clicks.len()
+    );
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+}
