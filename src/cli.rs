@@ -256,10 +256,10 @@ fn pairs_arg(items: &[String], flag: &str) -> Result<Value, String> {
 }
 
 fn token(remote: &Remote) -> Result<String, String> {
-    if let Ok(t) = std::env::var("POSTBACKD_ADMIN_TOKEN") {
-        if !t.is_empty() {
-            return Ok(t);
-        }
+    if let Ok(t) = std::env::var("POSTBACKD_ADMIN_TOKEN")
+        && !t.is_empty()
+    {
+        return Ok(t);
     }
     let path = remote.data_dir.join("admin_token");
     std::fs::read_to_string(&path)
@@ -308,7 +308,7 @@ async fn test_postback(
         .as_array()
         .into_iter()
         .flatten()
-        .find(|s| s["id"].to_string() == source || s["key"] == source || s["name"] == source)
+        .find(|s| s["id"] == source || s["key"] == source || s["name"] == source)
         .cloned()
         .ok_or_else(|| format!("no source `{source}`; list them with `postbackd source list`"))?;
     let links = admin(remote, Method::GET, "/api/v1/links", None).await?;

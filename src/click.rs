@@ -108,19 +108,19 @@ pub fn expand(
             s = after;
             continue;
         }
-        if s.starts_with('{') {
-            if let Some(close) = s[1..].find('}') {
-                let name = &s[1..1 + close];
-                if is_token(name) {
-                    if name == "click_id" {
-                        out.push_str(&click_enc);
-                        had_click = true;
-                    } else if let Some((_, v)) = params.iter().find(|(k, _)| k == name) {
-                        out.extend(utf8_percent_encode(v, VALUE));
-                    }
-                    s = &s[close + 2..];
-                    continue;
+        if s.starts_with('{')
+            && let Some(close) = s[1..].find('}')
+        {
+            let name = &s[1..1 + close];
+            if is_token(name) {
+                if name == "click_id" {
+                    out.push_str(&click_enc);
+                    had_click = true;
+                } else if let Some((_, v)) = params.iter().find(|(k, _)| k == name) {
+                    out.extend(utf8_percent_encode(v, VALUE));
                 }
+                s = &s[close + 2..];
+                continue;
             }
         }
         let ch = s.chars().next().unwrap_or('\0');

@@ -146,14 +146,14 @@ pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError>
         .admin_token
         .or(fc.admin_token)
         .filter(|t| !t.is_empty());
-    if let Some(t) = &c.admin_token {
-        if t.len() < 16 {
-            return Err(ConfigError(
-                "admin_token is shorter than 16 characters; use a long random value \
+    if let Some(t) = &c.admin_token
+        && t.len() < 16
+    {
+        return Err(ConfigError(
+            "admin_token is shorter than 16 characters; use a long random value \
                  (or unset it to have one generated)"
-                    .into(),
-            ));
-        }
+                .into(),
+        ));
     }
     if let Some(n) = over.max_body_bytes.or(fc.max_body_bytes) {
         c.max_body_bytes = n;

@@ -25,10 +25,10 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
                 let Some((k, val)) = pair.trim().split_once('=') else {
                     continue;
                 };
-                if k.trim().eq_ignore_ascii_case("for") {
-                    if let Some(ip) = parse_forwarded_for(val.trim()) {
-                        chain.push(ip);
-                    }
+                if k.trim().eq_ignore_ascii_case("for")
+                    && let Some(ip) = parse_forwarded_for(val.trim())
+                {
+                    chain.push(ip);
                 }
             }
         }

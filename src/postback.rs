@@ -302,19 +302,19 @@ pub fn normalize(params: &[Param], mapping: &Mapping) -> Result<Fields, Rejectio
     let mut values: BTreeMap<&'static str, Option<Found<'_>>> = BTreeMap::new();
     for (field, aliases) in FIELDS {
         let found = resolve(field, aliases, params, mapping, &mut used)?;
-        if let Some(f) = &found {
-            if let Some(m) = literal_macro(f.value) {
-                return Err(Rejection::new(
-                    "unsubstituted_macro",
-                    Some(field),
-                    format!(
-                        "the `{}` parameter ({field}) is the literal macro `{m}`: the network did not \
+        if let Some(f) = &found
+            && let Some(m) = literal_macro(f.value)
+        {
+            return Err(Rejection::new(
+                "unsubstituted_macro",
+                Some(field),
+                format!(
+                    "the `{}` parameter ({field}) is the literal macro `{m}`: the network did not \
                          replace it; use the exact macro your network documents for this value \
                          (syntax such as {{x}}, ${{x}}, #x# or [x])",
-                        f.name
-                    ),
-                ));
-            }
+                    f.name
+                ),
+            ));
         }
         values.insert(field, found);
     }

@@ -456,13 +456,13 @@ impl LinkIn {
             rec.destination = d;
         }
         if let Some(s) = self.source {
-            if let Some(id) = s {
-                if !app.store.catalog().sources.contains_key(&id) {
-                    return Err(ApiError::bad_request(
-                        "unknown_source",
-                        format!("no source with id {id}"),
-                    ));
-                }
+            if let Some(id) = s
+                && !app.store.catalog().sources.contains_key(&id)
+            {
+                return Err(ApiError::bad_request(
+                    "unknown_source",
+                    format!("no source with id {id}"),
+                ));
             }
             rec.source_id = s;
         }
@@ -706,6 +706,10 @@ fn range_bounds(q: &Query) -> Result<(String, Option<String>), ApiError> {
     Ok((lo, hi))
 }
 
+/// One page of a listing: `(key, record)` rows and the cursor of the next
+/// page, if there may be one.
+type Page<R> = (Vec<(String, R)>, Option<String>);
+
 /// Scan a time-keyed table newest first, keeping rows that pass `keep`.
 fn scan<R: records::Record, F: Fn(&R) -> bool>(
     rtx: &redb::ReadTransaction,
@@ -714,7 +718,7 @@ fn scan<R: records::Record, F: Fn(&R) -> bool>(
     hi: Option<&str>,
     limit: usize,
     keep: F,
-) -> Result<(Vec<(String, R)>, Option<String>), StoreError> {
+) -> Result<Page<R>, StoreError> {
     let t = rtx.open_table(table)?;
     let upper = match hi {
         Some(h) => Bound::Excluded(h),
@@ -723,7 +727,6 @@ fn scan<R: records::Record, F: Fn(&R) -> bool>(
     let range = t.range::<&str>((Bound::Included(lo), upper))?;
     let mut out = Vec::new();
     let mut scanned = 0usize;
-    let mut last_key: Option<String> = None;
     for row in range.rev() {
         let (k, v) = row?;
         scanned += 1;
@@ -738,9 +741,7 @@ fn scan<R: records::Record, F: Fn(&R) -> bool>(
         if scanned >= SCAN_BUDGET {
             return Ok((out, Some(key)));
         }
-        last_key = Some(key);
     }
-    let _ = last_key;
     Ok((out, None))
 }
 
