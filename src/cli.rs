@@ -308,7 +308,11 @@ async fn test_postback(
         .as_array()
         .into_iter()
         .flatten()
-        .find(|s| s["id"] == source || s["key"] == source || s["name"] == source)
+        .find(|s| {
+            s["id"].as_u64().is_some_and(|id| id.to_string() == source)
+                || s["key"] == source
+                || s["name"] == source
+        })
         .cloned()
         .ok_or_else(|| format!("no source `{source}`; list them with `postbackd source list`"))?;
     let links = admin(remote, Method::GET, "/api/v1/links", None).await?;
@@ -438,10 +442,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         TokenOrigin::File => println!("admin token: in {}", c.token_path().display()),
         TokenOrigin::Configured => println!("admin token: from POSTBACKD_ADMIN_TOKEN / config"),
     }
-    println!("next: create a source and paste its postback URL into your network:");
     println!(
-        "  postbackd source add \"My network\" --preset everflow --data-dir {}",
-        c.data_dir.display()
+        "next: create a source (an affiliate network account) and paste its postback URL into the network:"
+    );
+    println!(
+        "  curl -s -X POST {}/api/v1/sources -H \"Authorization: Bearer $(cat {})\" -d '{{\"name\":\"My network\",\"preset\":\"everflow\"}}'",
+        c.public_url,
+        c.token_path().display()
+    );
+    println!(
+        "  (or: postbackd source add \"My network\" --preset everflow; the README has the walkthrough)"
     );
     tracing::info!(listen = %c.listen, "serving");
     server::run(listener, app.clone(), shutdown_signal()).await;

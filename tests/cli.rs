@@ -50,7 +50,7 @@ fn source_link_and_test_postback_against_the_running_server() {
     assert!(ok && out.contains("My network"), "{out}");
     let (ok, out) = cli(&srv.base, &["link", "list"]);
     assert!(ok && out.contains("o1"), "{out}");
-    let (ok, out) = cli(&srv.base, &["test-postback", "My network"]);
+    let (ok, out) = cli(&srv.base, &["test-postback", "1"]);
     assert!(ok, "{out}");
     assert!(out.contains("GREEN"), "{out}");
     // A source without a link: a red verdict with the reason, exit 1.
