@@ -445,10 +445,13 @@ pub fn normalize(params: &[Param], mapping: &Mapping) -> Result<Fields, Rejectio
     })
 }
 
-/// Find a field's value. With a mapping for the field, only the mapped name
-/// and the canonical name count; otherwise the canonical name and the
-/// built-in aliases. Names match ASCII case-insensitively. Two different
-/// non-empty values are a conflict, never a silent pick.
+/// Find a field's value. With a mapping for the field, the mapped name is
+/// read, and the canonical name only when the mapped one is absent (the
+/// admin said which parameter carries the value; a canonical-named
+/// parameter beside it stays in `extra`). Without a mapping, the canonical
+/// name and the built-in aliases are read with equal weight, and two
+/// different non-empty values are a conflict, never a silent pick. Names
+/// match ASCII case-insensitively.
 fn resolve<'a>(
     field: &'static str,
     aliases: &[&'static str],
@@ -456,16 +459,27 @@ fn resolve<'a>(
     mapping: &Mapping,
     used: &mut [bool],
 ) -> Result<Option<Found<'a>>, Rejection> {
-    let mapped = mapping.params.get(field).map(String::as_str);
-    let matches = |name: &str| -> bool {
-        if name.eq_ignore_ascii_case(field) {
-            return true;
+    match mapping.params.get(field).map(String::as_str) {
+        Some(mapped) => {
+            let found = collect(field, params, used, |n| n.eq_ignore_ascii_case(mapped))?;
+            if found.is_some() {
+                return Ok(found);
+            }
+            collect(field, params, used, |n| n.eq_ignore_ascii_case(field))
         }
-        match mapped {
-            Some(m) => name.eq_ignore_ascii_case(m),
-            None => aliases.iter().any(|a| name.eq_ignore_ascii_case(a)),
-        }
-    };
+        None => collect(field, params, used, |n| {
+            n.eq_ignore_ascii_case(field) || aliases.iter().any(|a| n.eq_ignore_ascii_case(a))
+        }),
+    }
+}
+
+/// The one value of `field` among the parameters whose names match.
+fn collect<'a>(
+    field: &'static str,
+    params: &'a [Param],
+    used: &mut [bool],
+    matches: impl Fn(&str) -> bool,
+) -> Result<Option<Found<'a>>, Rejection> {
     let mut found: Option<Found<'a>> = None;
     for (i, p) in params.iter().enumerate() {
         if !matches(&p.name) {
@@ -482,7 +496,8 @@ fn resolve<'a>(
                 ),
             ));
         }
-        if p.value.trim().is_empty() {
+        let v = p.value.trim();
+        if v.is_empty() {
             // An empty parameter counts as absent.
             continue;
         }
@@ -495,9 +510,8 @@ fn resolve<'a>(
             }
             // Click IDs match case-insensitively, so `a` and `A` agree.
             Some(prev)
-                if prev.value.trim() == p.value.trim()
-                    || (field == "click_id"
-                        && prev.value.trim().eq_ignore_ascii_case(p.value.trim())) => {}
+                if prev.value.trim() == v
+                    || (field == "click_id" && prev.value.trim().eq_ignore_ascii_case(v)) => {}
             Some(prev) => {
                 return Err(Rejection::new(
                     "conflicting_parameters",
@@ -677,6 +691,12 @@ mod tests {
         // sub1 is an alias normally, but the mapping replaces aliases.
         let f = check("sub1=other&s2=mine", &m).unwrap();
         assert_eq!(f.click_id, "mine");
+        // The mapped name wins over the canonical one, which is kept as extra.
+        let f = check("click_id=canon&s2=mine", &m).unwrap();
+        assert_eq!(f.click_id, "mine");
+        assert_eq!(f.extra, vec![("click_id".to_string(), "canon".to_string())]);
+        // The canonical name is the fallback.
+        assert_eq!(check("click_id=canon", &m).unwrap().click_id, "canon");
         let e = check("sub1=other", &m).unwrap_err();
         assert_eq!(e.code, "missing_click_id");
         assert!(e.message.contains("`s2`"), "{}", e.message);

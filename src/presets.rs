@@ -322,8 +322,12 @@ const CJ: Preset = Preset {
 /// `{event_name}` for the post-conversion event name in partner postbacks. No partner-postback
 /// currency or status macro was confirmed, so none is generated.
 ///
-/// Caveat: `{transaction_id}` identifies the click, so a base conversion and its later events
-/// share it; dedupe on (transaction_id, event), not on transaction_id alone.
+/// `{transaction_id}` identifies the click, so a base conversion and its later events share
+/// it: used as postbackd's dedup key it would answer a real sale after a lead as a duplicate.
+/// The preset therefore reads the per-conversion `conversion_id` (Everflow's reporting API
+/// gives every conversion and post-conversion event its own `conversion_id`) as the
+/// transaction ID. UNCONFIRMED: that `{conversion_id}` is offered as a partner-postback macro
+/// on every Everflow network; where it is not, map transaction_id to another unique value.
 const EVERFLOW: Preset = Preset {
     id: "everflow",
     name: "Everflow",
@@ -331,13 +335,13 @@ const EVERFLOW: Preset = Preset {
     params: &[
         ("click_id", "sub1"),
         ("amount", "payout"),
-        ("transaction_id", "transaction_id"),
+        ("transaction_id", "conversion_id"),
         ("event", "event"),
     ],
     macros: &[
         ("click_id", "sub1"),
         ("amount", "payout_amount"),
-        ("transaction_id", "transaction_id"),
+        ("transaction_id", "conversion_id"),
         ("event", "event_name"),
     ],
     statuses: &[
@@ -346,7 +350,7 @@ const EVERFLOW: Preset = Preset {
         ("rejected", "rejected"),
         ("invalid", "rejected"),
     ],
-    example_query: "sub1=CLICKID&payout=12.50&transaction_id=56d75d3a4d6e433fb215698c056d0d58&event=Purchase",
+    example_query: "sub1=CLICKID&payout=12.50&transaction_id=56d75d3a4d6e433fb215698c056d0d58&conversion_id=8f1c2b7d90e34a6f&event=Purchase",
     notes: "In the Everflow partner portal add a global (or offer) postback with this URL; \
             put postbackd's click id in sub1= on your Everflow tracking link.",
 };
@@ -660,8 +664,11 @@ mod tests {
         // Catches an example that drifts from the mapping (e.g. renaming a param in one place).
         for p in all() {
             for (key, _) in parse_query(p.example_query) {
+                // A canonical name beside its mapped parameter is allowed: Everflow's
+                // click-level transaction_id arrives next to conversion_id.
                 assert!(
-                    p.params.iter().any(|(_, param)| *param == key),
+                    p.params.iter().any(|(_, param)| *param == key)
+                        || CANONICAL_FIELDS.contains(&key),
                     "preset {}: {key} is not in params",
                     p.id
                 );
@@ -732,7 +739,7 @@ mod tests {
         let p = find("everflow").unwrap();
         assert_eq!(
             p.postback_query(),
-            "click_id={sub1}&amount={payout_amount}&transaction_id={transaction_id}&event={event_name}"
+            "click_id={sub1}&amount={payout_amount}&transaction_id={conversion_id}&event={event_name}"
         );
     }
 
