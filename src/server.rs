@@ -56,6 +56,21 @@ impl std::error::Error for StartError {}
 impl App {
     /// Create the data dir, resolve the admin token, open the database.
     pub fn open(config: Config) -> Result<(App, TokenOrigin), StartError> {
+        App::open_inner(config, None)
+    }
+
+    /// [`App::open`] with a fault-injecting storage backend (disk-full tests).
+    pub fn open_with_fault(
+        config: Config,
+        fault: Arc<crate::store::fault::DiskFault>,
+    ) -> Result<(App, TokenOrigin), StartError> {
+        App::open_inner(config, Some(fault))
+    }
+
+    fn open_inner(
+        config: Config,
+        fault: Option<Arc<crate::store::fault::DiskFault>>,
+    ) -> Result<(App, TokenOrigin), StartError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StartError::Io(std::io::Error::new(
                 e.kind(),
@@ -63,7 +78,11 @@ impl App {
             ))
         })?;
         let (admin_token, origin) = config::admin_token(&config).map_err(StartError::Io)?;
-        let store = Store::open(&config.db_path()).map_err(StartError::Open)?;
+        let store = match fault {
+            None => Store::open(&config.db_path()),
+            Some(f) => Store::open_with_fault(&config.db_path(), f),
+        }
+        .map_err(StartError::Open)?;
         Ok((
             App {
                 config,

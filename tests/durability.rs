@@ -261,3 +261,70 @@ async fn kill_9_loses_no_acknowledged_write() {
     srv.child.kill().unwrap();
     srv.child.wait().unwrap();
 }
+
+/// Disk full: clicks and postbacks get 503 (never a 302 or 2xx for an
+/// unstored record), nothing half-written; when space returns the server
+/// recovers without a restart, and the file is intact after one.
+#[tokio::test(flavor = "multi_thread")]
+async fn disk_full_answers_503_then_recovers() {
+    use postbackd::store::fault::DiskFault;
+    let dir = tempfile::tempdir().unwrap();
+    let fault = Arc::new(DiskFault::default());
+    let s = TestServer::start_with_fault(dir.path(), fault.clone()).await;
+    let (src, slug) = s.source_and_link(json!({"name": "net"})).await;
+    let click = s.click(&slug, "").await;
+
+    fault.set_full(true);
+    let r = s.get(&format!("/c/{slug}")).await;
+    assert_eq!(
+        r.status,
+        503,
+        "no redirect without a stored click: {}",
+        text(&r)
+    );
+    assert!(r.header("location").is_none());
+    assert_eq!(r.json()["error"], "unavailable");
+    assert!(r.header("retry-after").is_some());
+    let pb = format!("click_id={click}&amount=4&transaction_id=FULL1");
+    for _ in 0..3 {
+        let r = s.postback(&src, &pb).await;
+        assert_eq!(r.status, 503, "{}", text(&r));
+        assert_eq!(r.json()["error"], "unavailable");
+    }
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/sources",
+            Some(json!({"name": "during"})),
+        )
+        .await;
+    assert_eq!(r.status, 503);
+
+    fault.set_full(false);
+    // The network retries: now it is stored, once.
+    let r = s.postback(&src, &pb).await;
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.json()["result"], "matched");
+    assert_eq!(s.get(&format!("/c/{slug}")).await.status, 302);
+    let stats = s.admin(Method::GET, "/api/v1/stats", None).await.json();
+    assert_eq!(stats["conversions"], 1);
+    assert_eq!(stats["events"], 1, "failed attempts left no event behind");
+    assert!(stats["failed_commits"].as_u64().unwrap() >= 4);
+    s.stop().await;
+
+    // Restart on the same file: intact and complete.
+    let s = TestServer::start_at(dir.path(), |_| {}).await;
+    let r = s.postback(&src, &pb).await;
+    assert_eq!(r.json()["result"], "duplicate", "{}", text(&r));
+    let c = s
+        .admin(Method::GET, &format!("/api/v1/clicks/{click}"), None)
+        .await;
+    assert_eq!(c.status, 200);
+    let sources = s.admin(Method::GET, "/api/v1/sources", None).await.json();
+    assert_eq!(
+        sources["items"].as_array().unwrap().len(),
+        1,
+        "the source created while full was not half-made"
+    );
+    s.stop().await;
+}

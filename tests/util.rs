@@ -5,6 +5,7 @@ use hyper::Method;
 use postbackd::client::{HttpClient, HttpResponse};
 use postbackd::config::Config;
 use postbackd::server::{self, App};
+use postbackd::store::fault::DiskFault;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -38,6 +39,19 @@ impl TestServer {
 
     /// Start on an existing data dir (restart tests).
     pub async fn start_at(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_full(dir, tweak, None).await
+    }
+
+    /// Start with a storage backend whose disk can be made "full".
+    pub async fn start_with_fault(dir: &Path, fault: Arc<DiskFault>) -> TestServer {
+        TestServer::start_full(dir, |_| {}, Some(fault)).await
+    }
+
+    async fn start_full(
+        dir: &Path,
+        tweak: impl FnOnce(&mut Config),
+        fault: Option<Arc<DiskFault>>,
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut cfg = Config::with_data_dir(dir);
@@ -45,7 +59,10 @@ impl TestServer {
         cfg.public_url = format!("http://{addr}");
         cfg.admin_token = Some(TOKEN.into());
         tweak(&mut cfg);
-        let (app, _) = App::open(cfg).unwrap();
+        let (app, _) = match fault {
+            None => App::open(cfg).unwrap(),
+            Some(f) => App::open_with_fault(cfg, f).unwrap(),
+        };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server::run(listener, Arc::new(app), async {
             let _ = rx.await;

@@ -11,11 +11,12 @@
 //! the blocking pool ([`Store::read`]).
 
 pub mod catalog;
+pub mod fault;
 pub mod records;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use redb::{
@@ -202,11 +203,61 @@ pub struct WriterStats {
     pub max_batch: AtomicU64,
     /// Total time spent in commit (fsync), microseconds.
     pub commit_micros: AtomicU64,
+    /// Times the database was reopened after an I/O error.
+    pub reopens: AtomicU64,
+}
+
+/// Opens the database file; kept so the writer can reopen it after an I/O
+/// error (redb refuses further work after one: "close and re-open").
+type Opener = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// The open database, or none while it is being reopened.
+struct DbSlot {
+    db: RwLock<Option<Arc<Database>>>,
+    open: Opener,
+}
+
+impl DbSlot {
+    fn get(&self) -> Option<Arc<Database>> {
+        self.db.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Close and reopen after an I/O error. Readers in flight hold their own
+    /// `Arc`; we wait (briefly) for them, since redb allows one open handle
+    /// per file.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let old = self.db.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(old) = old {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            drop(old);
+        }
+        let db = (self.open)()?;
+        *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(db));
+        Ok(())
+    }
+
+    /// Can the database still start a write transaction?
+    fn healthy(&self) -> bool {
+        match self.get() {
+            None => false,
+            Some(db) => match db.begin_write() {
+                Ok(txn) => txn.abort().is_ok(),
+                Err(_) => false,
+            },
+        }
+    }
+}
+
+fn not_open() -> StoreError {
+    StoreError::Unavailable("the database is being reopened after an I/O error".into())
 }
 
 /// The database handle shared by the server.
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     jobs: mpsc::Sender<Msg>,
     catalog: Arc<CatalogCell>,
     pub stats: Arc<WriterStats>,
@@ -216,9 +267,32 @@ pub struct Store {
 impl Store {
     /// Open (or create) `path` and start the writer thread.
     pub fn open(path: &Path) -> Result<Store, OpenError> {
-        let db = Database::builder().create(path).map_err(OpenError::Db)?;
+        let path = path.to_path_buf();
+        Store::open_with(Box::new(move || Database::builder().create(&path)))
+    }
+
+    /// Open `path` through a [`fault::FaultyBackend`] controlled by `fault`
+    /// (disk-full tests).
+    pub fn open_with_fault(path: &Path, fault: Arc<fault::DiskFault>) -> Result<Store, OpenError> {
+        let path = path.to_path_buf();
+        Store::open_with(Box::new(move || {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?;
+            Database::builder().create_with_backend(fault::FaultyBackend::new(file, fault.clone())?)
+        }))
+    }
+
+    fn open_with(open: Opener) -> Result<Store, OpenError> {
+        let db = open().map_err(OpenError::Db)?;
         let catalog = init(&db)?;
-        let db = Arc::new(db);
+        let db = Arc::new(DbSlot {
+            db: RwLock::new(Some(Arc::new(db))),
+            open,
+        });
         let cell = Arc::new(CatalogCell::default());
         cell.store(catalog);
         let stats = Arc::new(WriterStats::default());
@@ -270,8 +344,9 @@ impl Store {
         F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let db = self.db.clone();
+        let slot = self.db.clone();
         tokio::task::spawn_blocking(move || {
+            let db = slot.get().ok_or_else(not_open)?;
             let rtx = db.begin_read()?;
             f(&rtx)
         })
@@ -341,7 +416,7 @@ fn init(db: &Database) -> Result<Catalog, OpenError> {
 }
 
 fn writer_loop(
-    db: &Database,
+    slot: &DbSlot,
     mut rx: mpsc::Receiver<Msg>,
     cell: &CatalogCell,
     stats: &WriterStats,
@@ -366,7 +441,14 @@ fn writer_loop(
         }
         let n = batch.len() as u64;
         let started = std::time::Instant::now();
-        let result = run_batch(db, &mut batch, cell);
+        // A reopen that failed earlier (disk still full) is retried first.
+        let db = slot
+            .get()
+            .or_else(|| reopen(slot, stats).then(|| slot.get()).flatten());
+        let result = match db {
+            Some(db) => run_batch(&db, &mut batch, cell),
+            None => Err(not_open()),
+        };
         match &result {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -381,14 +463,37 @@ fn writer_loop(
                 tracing::error!(error = %e, jobs = n, "write batch failed; answering 503");
             }
         }
+        let failed = result.is_err();
         for job in batch {
             job.complete(result.clone());
+        }
+        // After an I/O error (disk full...) redb refuses all further work
+        // until the file is closed and reopened. Reopen now, so the server
+        // recovers as soon as the disk does, without a restart; while it
+        // cannot, requests keep getting 503 and nothing half-written.
+        if failed && !slot.healthy() {
+            reopen(slot, stats);
         }
     }
     // Refuse whatever is still queued: its senders get Closed.
     rx.close();
     while let Ok(Msg::Job(j)) = rx.try_recv() {
         j.complete(Err(StoreError::Closed));
+    }
+}
+
+/// Reopen the database; true when it is open again.
+fn reopen(slot: &DbSlot, stats: &WriterStats) -> bool {
+    match slot.reopen() {
+        Ok(()) => {
+            stats.reopens.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("database reopened after an I/O error");
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "database reopen failed; will retry with the next write");
+            false
+        }
     }
 }
 
