@@ -76,19 +76,30 @@ async fn every_preset_maps_its_networks_postback() {
 #[tokio::test(flavor = "multi_thread")]
 async fn everflow_lead_then_sale_on_one_click_are_two_conversions() {
     let s = TestServer::start().await;
-    let (src, slug) = s.source_and_link(json!({"name": "ef", "preset": "everflow"})).await;
+    let (src, slug) = s
+        .source_and_link(json!({"name": "ef", "preset": "everflow"}))
+        .await;
     let click = s.click(&slug, "").await;
     let lead = s
-        .postback(&src, &format!("sub1={click}&payout=0&transaction_id=CLICKTX&conversion_id=c1&event=Lead"))
+        .postback(
+            &src,
+            &format!("sub1={click}&payout=0&transaction_id=CLICKTX&conversion_id=c1&event=Lead"),
+        )
         .await;
     assert_eq!(lead.json()["result"], "matched", "{}", text(&lead));
     let sale = s
-        .postback(&src, &format!("sub1={click}&payout=25&transaction_id=CLICKTX&conversion_id=c2&event=Sale"))
+        .postback(
+            &src,
+            &format!("sub1={click}&payout=25&transaction_id=CLICKTX&conversion_id=c2&event=Sale"),
+        )
         .await;
     assert_eq!(sale.json()["result"], "matched", "{}", text(&sale));
     assert_eq!(sale.json()["type"], "purchase");
     let again = s
-        .postback(&src, &format!("sub1={click}&payout=25&transaction_id=CLICKTX&conversion_id=c2&event=Sale"))
+        .postback(
+            &src,
+            &format!("sub1={click}&payout=25&transaction_id=CLICKTX&conversion_id=c2&event=Sale"),
+        )
         .await;
     assert_eq!(again.json()["result"], "duplicate");
 }

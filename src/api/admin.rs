@@ -631,65 +631,41 @@ async fn delete_link(app: &App, slug: &str) -> Result<Resp, ApiError> {
 
 // ---- clicks, conversions, events ---------------------------------------------
 
-async fn get_click(app: &App, raw: &str) -> Result<Resp, ApiError> {
-    let id =
-        ids::normalize_click_id(&percent_encoding::percent_decode_str(raw).decode_utf8_lossy());
-    let key = id.clone();
-    let rec = app
-        .store
+/// One record by key from a string-keyed table, or a 404 with `code`.
+async fn get_record<R: records::Record + Send + 'static>(
+    app: &App,
+    table: redb::TableDefinition<'static, &'static str, &'static [u8]>,
+    id: &str,
+    code: &'static str,
+) -> Result<R, ApiError> {
+    let key = id.to_string();
+    app.store
         .read(move |rtx| {
-            let t = rtx.open_table(CLICKS).map_err(StoreError::from)?;
-            let v = t.get(key.as_str()).map_err(StoreError::from)?;
-            v.map(|v| records::decode::<ClickRecord>(v.value()))
-                .transpose()
+            let t = rtx.open_table(table)?;
+            let v = t.get(key.as_str())?;
+            v.map(|v| records::decode::<R>(v.value())).transpose()
         })
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(
-                "unknown_click",
-                format!("no click with id `{}`", truncate(&id, 64)),
-            )
-        })?;
+            let what = code.trim_start_matches("unknown_");
+            ApiError::not_found(code, format!("no {what} with id `{}`", truncate(id, 64)))
+        })
+}
+
+async fn get_click(app: &App, raw: &str) -> Result<Resp, ApiError> {
+    let id =
+        ids::normalize_click_id(&percent_encoding::percent_decode_str(raw).decode_utf8_lossy());
+    let rec: ClickRecord = get_record(app, CLICKS, &id, "unknown_click").await?;
     Ok(json_response(StatusCode::OK, &json::click(&id, &rec)))
 }
 
 async fn get_conversion(app: &App, id: &str) -> Result<Resp, ApiError> {
-    let key = id.to_string();
-    let rec = app
-        .store
-        .read(move |rtx| {
-            let t = rtx.open_table(CONVERSIONS).map_err(StoreError::from)?;
-            let v = t.get(key.as_str()).map_err(StoreError::from)?;
-            v.map(|v| records::decode::<ConversionRecord>(v.value()))
-                .transpose()
-        })
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "unknown_conversion",
-                format!("no conversion with id `{}`", truncate(id, 64)),
-            )
-        })?;
+    let rec: ConversionRecord = get_record(app, CONVERSIONS, id, "unknown_conversion").await?;
     Ok(json_response(StatusCode::OK, &json::conversion(id, &rec)))
 }
 
 async fn get_event(app: &App, id: &str) -> Result<Resp, ApiError> {
-    let key = id.to_string();
-    let rec = app
-        .store
-        .read(move |rtx| {
-            let t = rtx.open_table(EVENTS).map_err(StoreError::from)?;
-            let v = t.get(key.as_str()).map_err(StoreError::from)?;
-            v.map(|v| records::decode::<EventRecord>(v.value()))
-                .transpose()
-        })
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "unknown_event",
-                format!("no event with id `{}`", truncate(id, 64)),
-            )
-        })?;
+    let rec: EventRecord = get_record(app, EVENTS, id, "unknown_event").await?;
     Ok(json_response(StatusCode::OK, &json::event(id, &rec)))
 }
 
