@@ -111,7 +111,6 @@ pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError>
         None => FileConfig::default(),
     };
     let mut c = Config::default();
-    let public_url_given = over.public_url.is_some() || fc.public_url.is_some();
     if let Some(d) = over.data_dir.or(fc.data_dir) {
         c.data_dir = d;
     }
@@ -126,7 +125,6 @@ pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError>
         Some(u) => validate_public_url(&u)?,
         None => format!("http://{}", c.listen),
     };
-    debug_assert!(public_url_given || c.public_url.starts_with("http://"));
     let proxies: Option<Vec<String>> = over
         .trusted_proxies
         .map(|s| {
