@@ -107,6 +107,10 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Bounds per-connection memory; requests whose head does not fit
+        // get hyper's own 431. Smaller excesses get our JSON 414/431.
+        .max_buf_size(64 * 1024)
+        .max_headers(api::MAX_HEADERS * 2)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {

@@ -355,3 +355,26 @@ async fn conflicting_aliases_are_refused_not_guessed() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"], "conflicting_parameters");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversize_url_and_headers_are_json_414_431() {
+    let s = TestServer::start().await;
+    let src = s.source(json!({"name": "net"})).await;
+    let long = format!("click_id=a&pad={}", "x".repeat(9000));
+    let r = s.postback(&src, &long).await;
+    assert_eq!(r.status, 414, "{}", text(&r));
+    assert_eq!(r.json()["error"], "too_large");
+    let big = "y".repeat(17 * 1024);
+    let r = s
+        .send(Method::GET, "/healthz", &[("x-big", big.as_str())], b"")
+        .await;
+    assert_eq!(r.status, 431);
+    assert_eq!(r.json()["error"], "too_large");
+    let names: Vec<String> = (0..70).map(|i| format!("x-h{i}")).collect();
+    let headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+    let r = s.send(Method::GET, "/healthz", &headers, b"").await;
+    assert_eq!(r.status, 431);
+    assert_eq!(r.json()["error"], "too_large");
+    // Still serving.
+    assert_eq!(s.get("/healthz").await.status, 200);
+}

@@ -36,8 +36,49 @@ pub fn json_response(status: StatusCode, v: &serde_json::Value) -> Resp {
     r
 }
 
+/// Longest accepted request target (path and query), bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most request headers, and their total size in bytes (names + values).
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuse a request whose target or headers are over the limits, with the
+/// contract's JSON `too_large` (414 / 431). Headers beyond hyper's read
+/// buffer never reach here: hyper answers those 431 itself.
+fn check_limits(req: &Request<Incoming>) -> Result<(), ApiError> {
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Err(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "too_large",
+            format!(
+                "the URL is longer than {MAX_URI_BYTES} bytes; send large postbacks as a POST body"
+            ),
+        ));
+    }
+    let headers = req.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "too_large",
+            format!(
+                "the request has more than {MAX_HEADERS} headers or {MAX_HEADER_BYTES} bytes of headers; \
+                 send fewer or smaller headers"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Route one request.
 pub async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    if let Err(e) = check_limits(&req) {
+        return e.into_response();
+    }
     let path = req.uri().path().to_string();
     let result = if let Some(slug) = path.strip_prefix("/c/") {
         match *req.method() {
