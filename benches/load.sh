@@ -12,7 +12,7 @@ cargo build --release --quiet
 DIR=$(mktemp -d)
 PORT=18931
 TOKEN=bench-admin-token-0123456789
-POSTBACKD_ADMIN_TOKEN=$TOKEN POSTBACKD_LOG=warn target/release/postbackd serve --listen 127.0.0.1:$PORT --data-dir "$DIR" >/dev/null &
+POSTBACKD_RATE_LIMIT_CLICK_IP=off POSTBACKD_RATE_LIMIT_POSTBACK_IP=off POSTBACKD_RATE_LIMIT_SOURCE=off POSTBACKD_ADMIN_TOKEN=$TOKEN POSTBACKD_LOG=warn target/release/postbackd serve --listen 127.0.0.1:$PORT --data-dir "$DIR" >/dev/null &
 PID=$!
 trap 'kill $PID 2>/dev/null; rm -rf "$DIR"' EXIT
 API=http://127.0.0.1:$PORT

@@ -73,6 +73,21 @@ pub struct ServeArgs {
     /// Largest body stored with a postback event, in bytes.
     #[arg(long, env = "POSTBACKD_STORED_BODY_BYTES")]
     pub stored_body_bytes: Option<usize>,
+    /// Per-client-IP limit on clicks: PER_SECOND/BURST or off.
+    #[arg(long, env = "POSTBACKD_RATE_LIMIT_CLICK_IP")]
+    pub rate_limit_click_ip: Option<String>,
+    /// Per-client-IP limit on postbacks: PER_SECOND/BURST or off.
+    #[arg(long, env = "POSTBACKD_RATE_LIMIT_POSTBACK_IP")]
+    pub rate_limit_postback_ip: Option<String>,
+    /// Default per-source limit on postbacks: PER_SECOND/BURST or off.
+    #[arg(long, env = "POSTBACKD_RATE_LIMIT_SOURCE")]
+    pub rate_limit_source: Option<String>,
+    /// Seconds a client has to send request headers (also the HTTP/1 keep-alive idle timeout).
+    #[arg(long, env = "POSTBACKD_HEADER_READ_TIMEOUT_SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Most simultaneous client connections.
+    #[arg(long, env = "POSTBACKD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// How management commands reach the server.
@@ -408,6 +423,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         admin_token: std::env::var("POSTBACKD_ADMIN_TOKEN").ok(),
         max_body_bytes: args.max_body_bytes,
         stored_body_bytes: args.stored_body_bytes,
+        rate_limit_click_ip: args.rate_limit_click_ip,
+        rate_limit_postback_ip: args.rate_limit_postback_ip,
+        rate_limit_source: args.rate_limit_source,
+        header_read_timeout_secs: args.header_read_timeout_secs,
+        max_connections: args.max_connections,
     };
     let cfg = config::load(args.config.as_deref(), over).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)

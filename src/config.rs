@@ -6,9 +6,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
+
+use crate::ratelimit::{Rate, RateConfig};
 
 /// Validated settings.
 #[derive(Clone, Debug)]
@@ -29,6 +32,15 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest body stored with a postback event (bytes).
     pub stored_body_bytes: usize,
+    /// Rate limits (per client IP on `/c` and `/p`, per source on `/p`).
+    pub rate: RateConfig,
+    /// A client must send a request's headers within this time; on HTTP/1
+    /// it is also the keep-alive idle timeout (hyper starts it when it waits
+    /// for the next request).
+    pub header_read_timeout: Duration,
+    /// Most simultaneous client connections; further ones wait in the
+    /// kernel's accept queue.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -42,7 +54,10 @@ impl Config {
             trusted_proxies: Vec::new(),
             admin_token: None,
             max_body_bytes: 64 * 1024,
-            stored_body_bytes: 16 * 1024,
+            stored_body_bytes: 64 * 1024,
+            rate: RateConfig::default(),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
         }
     }
 
@@ -72,6 +87,11 @@ pub struct FileConfig {
     pub admin_token: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub stored_body_bytes: Option<usize>,
+    pub rate_limit_click_ip: Option<String>,
+    pub rate_limit_postback_ip: Option<String>,
+    pub rate_limit_source: Option<String>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
 }
 
 /// Values from env or flags (clap fills these; `None` = not given).
@@ -84,6 +104,11 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub stored_body_bytes: Option<usize>,
+    pub rate_limit_click_ip: Option<String>,
+    pub rate_limit_postback_ip: Option<String>,
+    pub rate_limit_source: Option<String>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
 }
 
 /// A setting that cannot be used, with the fix.
@@ -159,7 +184,60 @@ pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError>
     if let Some(n) = over.stored_body_bytes.or(fc.stored_body_bytes) {
         c.stored_body_bytes = n;
     }
+    if let Some(r) = over.rate_limit_click_ip.or(fc.rate_limit_click_ip) {
+        c.rate.click_ip = parse_rate("rate_limit_click_ip", &r)?;
+    }
+    if let Some(r) = over.rate_limit_postback_ip.or(fc.rate_limit_postback_ip) {
+        c.rate.postback_ip = parse_rate("rate_limit_postback_ip", &r)?;
+    }
+    if let Some(r) = over.rate_limit_source.or(fc.rate_limit_source) {
+        c.rate.source_default = parse_rate("rate_limit_source", &r)?;
+    }
+    if let Some(t) = over
+        .header_read_timeout_secs
+        .or(fc.header_read_timeout_secs)
+    {
+        if !(1..=300).contains(&t) {
+            return Err(ConfigError(
+                "header_read_timeout_secs must be 1 to 300".into(),
+            ));
+        }
+        c.header_read_timeout = Duration::from_secs(t);
+    }
+    if let Some(n) = over.max_connections.or(fc.max_connections) {
+        if n == 0 {
+            return Err(ConfigError("max_connections must be at least 1".into()));
+        }
+        c.max_connections = n;
+    }
     Ok(c)
+}
+
+/// `PER_SECOND/BURST` (e.g. `100/200`), `PER_SECOND` (burst = 2×), or `off`.
+pub fn parse_rate(key: &str, s: &str) -> Result<Rate, ConfigError> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let err = || {
+        ConfigError(format!(
+            "{key} `{s}` must be PER_SECOND/BURST such as 100/200, or off"
+        ))
+    };
+    let (rate, burst) = match s.split_once('/') {
+        Some((r, b)) => (
+            r.trim().parse::<u32>().map_err(|_| err())?,
+            b.trim().parse::<u32>().map_err(|_| err())?,
+        ),
+        None => {
+            let r = s.parse::<u32>().map_err(|_| err())?;
+            (r, r.saturating_mul(2))
+        }
+    };
+    if rate == 0 || burst == 0 {
+        return Err(err());
+    }
+    Ok(Some((rate, burst)))
 }
 
 fn validate_public_url(u: &str) -> Result<String, ConfigError> {

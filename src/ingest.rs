@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::ids;
 use crate::postback::{self, Fields, Rejection};
 use crate::query::Limits;
+use crate::signing::Verified;
 use crate::store::records::{self, ConversionRecord, EventRecord};
 use crate::store::{StoreError, WriteCtx};
 
@@ -46,29 +47,82 @@ pub fn dedup_key(source_id: u64, f: &Fields) -> String {
     }
 }
 
+/// Signed timestamps older than this (seconds) can no longer be replayed:
+/// they are outside every source's tolerance (at most 3600 s), with margin.
+pub const SIGNATURE_MEMORY_S: i64 = 3600 + 300;
+
+/// Key of a seen signature: the signed timestamp (big-endian, sign bit
+/// flipped so negative times order first) then the signature bytes.
+pub fn signature_key(v: &Verified) -> Vec<u8> {
+    let mut k = ((v.ts as u64) ^ (1 << 63)).to_be_bytes().to_vec();
+    k.extend_from_slice(&v.sig);
+    k
+}
+
+/// Forget signatures whose timestamp is before `cutoff_ts`.
+pub fn forget_signatures(ctx: &mut WriteCtx<'_>, cutoff_ts: i64) -> Result<(), StoreError> {
+    let upper = ((cutoff_ts as u64) ^ (1 << 63)).to_be_bytes();
+    ctx.signatures
+        .retain_in(..upper.as_slice(), |_, ()| false)?;
+    Ok(())
+}
+
+/// HTTP status of a rejection code.
+pub fn rejection_status(code: &str) -> u16 {
+    match code {
+        "too_large" => 413,
+        "bad_signature" | "stale_signature" => 401,
+        "ip_not_allowed" => 403,
+        _ => 400,
+    }
+}
+
 /// Record one postback (its event always; a conversion when it is valid).
+/// `signature` is the verified signature of a signed request: a request
+/// whose signature was already accepted is answered as a duplicate and
+/// never counted twice.
 pub fn record_postback(
     ctx: &mut WriteCtx<'_>,
     source_id: u64,
     raw: RawRequest,
     parsed: Result<Fields, Rejection>,
     replay_of: Option<String>,
+    signature: Option<Verified>,
     now_ms: u64,
 ) -> Result<Outcome, StoreError> {
     let event_id = ids::new_id(now_ms);
+    let sig_key = signature.as_ref().map(signature_key);
+    let replayed = match &sig_key {
+        Some(k) => ctx.signatures.get(k.as_slice())?.is_some(),
+        None => false,
+    };
     let (http_status, result, message, conversion_id, click_id, mut body) = match parsed {
         Err(rej) => {
             let mut body = json!({"error": rej.code, "message": rej.message});
             if let Some(f) = rej.field {
                 body["field"] = json!(f);
             }
-            let status = if rej.code == "too_large" { 413 } else { 400 };
+            let status = rejection_status(rej.code);
             (
                 status,
                 rej.code.to_string(),
                 Some(rej.message),
                 None,
                 None,
+                body,
+            )
+        }
+        Ok(fields) if replayed => {
+            let message = "this signed request was already received (same signature); \
+                           it is not counted again"
+                .to_string();
+            let body = json!({"result": "duplicate", "message": message});
+            (
+                200,
+                "duplicate".to_string(),
+                Some(message),
+                None,
+                Some(fields.click_id),
                 body,
             )
         }
@@ -85,6 +139,14 @@ pub fn record_postback(
             )
         }
     };
+    // Remember the signature only once it produced an accepted answer: a
+    // retry of a request that failed (a mapping mistake, say) is not a replay.
+    if let Some(k) = sig_key
+        && !replayed
+        && (200..300).contains(&http_status)
+    {
+        ctx.signatures.insert(k.as_slice(), ())?;
+    }
     body["event_id"] = json!(event_id);
     let ev = EventRecord {
         source_id,
@@ -285,6 +347,7 @@ pub fn replay(
         raw,
         parsed,
         Some(event_id.to_string()),
+        None,
         now_ms,
     )?)
 }

@@ -34,5 +34,7 @@ pub mod net;
 pub mod postback;
 pub mod presets;
 pub mod query;
+pub mod ratelimit;
 pub mod server;
+pub mod signing;
 pub mod store;

@@ -14,16 +14,18 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::api;
 use crate::config::{self, Config, TokenOrigin};
 use crate::query::Limits;
+use crate::ratelimit::RateLimits;
 use crate::store::{OpenError, Store};
 
 /// How long in-flight requests get to finish after shutdown starts.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
-/// A client must send its request headers within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often rate-limiter state is pruned and old signatures forgotten.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 
 /// Everything a request handler needs.
 pub struct App {
@@ -33,6 +35,8 @@ pub struct App {
     admin_token: String,
     /// Bounds for parsing postback parameters.
     pub limits: Limits,
+    /// Per-IP and per-source rate limiters.
+    pub rate: RateLimits,
 }
 
 /// Why the server could not start.
@@ -85,6 +89,7 @@ impl App {
         .map_err(StartError::Open)?;
         Ok((
             App {
+                rate: RateLimits::new(config.rate),
                 config,
                 store,
                 admin_token,
@@ -106,14 +111,27 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Also the keep-alive idle timeout: hyper starts it whenever it
+        // waits for the next request's head.
+        .header_read_timeout(app.config.header_read_timeout)
         // Bounds per-connection memory; requests whose head does not fit
         // get hyper's own 431. Smaller excesses get our JSON 414/431.
         .max_buf_size(64 * 1024)
         .max_headers(api::MAX_HEADERS * 2)
         .keep_alive(true);
+    // A permit per open connection: at the cap, the accept loop waits and
+    // new connections queue in the kernel instead of exhausting memory.
+    let permits = Arc::new(Semaphore::new(app.config.max_connections));
+    let maintenance = tokio::spawn(maintenance(app.clone()));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -136,11 +154,13 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             () = &mut shutdown => break,
         }
     }
+    maintenance.abort();
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
@@ -149,4 +169,25 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         }
     }
     app.store.close().await;
+}
+
+/// Periodic upkeep: prune rate-limiter keys, forget signatures too old to
+/// be replayed (their timestamps are outside every tolerance).
+async fn maintenance(app: Arc<App>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let catalog = app.store.catalog();
+        app.rate
+            .retain_recent(&|id| catalog.sources.contains_key(&id));
+        let cutoff = (crate::store::now_ms() / 1000) as i64 - crate::ingest::SIGNATURE_MEMORY_S;
+        if let Err(e) = app
+            .store
+            .write(move |ctx| crate::ingest::forget_signatures(ctx, cutoff))
+            .await
+        {
+            tracing::warn!(error = %e, "could not prune seen signatures; will retry");
+        }
+    }
 }

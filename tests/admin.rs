@@ -71,7 +71,19 @@ async fn sources_crud_and_postback_url() {
         ),
         (
             json!({"name": "x", "signing": {"secrets": ["whsec_abc"]}}),
-            "not_implemented",
+            "invalid_signing",
+        ),
+        (
+            json!({"name": "x", "signing": {"generate": true, "tolerance_s": 0}}),
+            "invalid_signing",
+        ),
+        (
+            json!({"name": "x", "allow_ips": ["10.0.0.0/33"]}),
+            "invalid_allow_ips",
+        ),
+        (
+            json!({"name": "x", "rate_limit": {"per_second": 0}}),
+            "invalid_rate_limit",
         ),
     ] {
         let r = s

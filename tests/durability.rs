@@ -66,6 +66,11 @@ pub fn spawn_server(data_dir: &std::path::Path) -> Spawned {
         .arg(data_dir)
         .env("POSTBACKD_ADMIN_TOKEN", TOKEN)
         .env("POSTBACKD_LOG", "warn")
+        // Load from one client IP: the per-IP and per-source limits would
+        // (correctly) answer 429.
+        .env("POSTBACKD_RATE_LIMIT_CLICK_IP", "off")
+        .env("POSTBACKD_RATE_LIMIT_POSTBACK_IP", "off")
+        .env("POSTBACKD_RATE_LIMIT_SOURCE", "off")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -3,6 +3,7 @@
 //! the log, not to the client.
 
 use hyper::StatusCode;
+use hyper::header::{HeaderValue, RETRY_AFTER};
 use serde_json::json;
 
 use super::{Resp, json_response};
@@ -13,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,6 +24,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -32,16 +36,32 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code, message)
     }
 
+    /// `429 rate_limited`; the wait becomes `Retry-After`.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let secs = crate::ratelimit::retry_after_secs(wait);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many requests; retry after {secs} s, or raise the source's rate_limit \
+                 if this volume is expected"
+            ),
+        );
+        e.retry_after = Some(secs);
+        e
+    }
+
     pub fn into_response(self) -> Resp {
         let mut r = json_response(
             self.status,
             &json!({"error": self.code, "message": self.message}),
         );
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut().insert(
-                hyper::header::RETRY_AFTER,
-                hyper::header::HeaderValue::from_static("5"),
-            );
+        let retry = match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => Some(self.retry_after.unwrap_or(5)),
+            _ => self.retry_after,
+        };
+        if let Some(secs) = retry {
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
         }
         r
     }
@@ -53,7 +73,8 @@ impl From<StoreError> for ApiError {
         let message = match e {
             StoreError::Corrupt(_) => "a stored record could not be read; check the server log",
             _ => {
-                "storage cannot commit right now (disk full or I/O error); nothing was recorded, retry later"
+                "storage cannot commit right now (disk full or I/O error); nothing was recorded, \
+                 retry later"
             }
         };
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)

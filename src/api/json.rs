@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::presets::{self, MacroSyntax};
+use crate::signing;
 use crate::store::catalog::{LinkEntry, SourceEntry};
 use crate::store::records::{ClickRecord, ConversionRecord, EventRecord};
 
@@ -87,6 +88,13 @@ pub fn source(public_url: &str, s: &SourceEntry) -> Value {
         "status_map": pairs_to_object(&s.rec.status_map),
         "effective_params": params,
         "effective_status_map": statuses,
+        "signing": {
+            "required": !s.rec.signing_secrets.is_empty(),
+            "secrets": s.rec.signing_secrets.iter().map(|x| signing::mask(x)).collect::<Vec<_>>(),
+            "tolerance_s": s.rec.signing_tolerance_s,
+        },
+        "allow_ips": s.rec.allow_ips,
+        "rate_limit": s.rec.rate_limit.map(|(per_second, burst)| json!({"per_second": per_second, "burst": burst})),
         "created_at": time(s.rec.created_ms),
     })
 }

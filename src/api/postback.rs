@@ -1,21 +1,25 @@
-//! `GET|POST /p/{source_key}`: read, normalize, match, dedup, answer.
+//! `GET|POST /p/{source_key}`: limit, read, verify, normalize, match, dedup,
+//! answer.
 //!
 //! Every request with a valid source key is written to the events log with
-//! its raw request and result, in the same transaction as the conversion it
-//! creates, before the answer is sent.
+//! its raw request and result (in the same transaction as the conversion it
+//! creates, before the answer is sent), rejected ones included, except those
+//! refused by a rate limit: a flood is counted in metrics, not written.
 
 use std::net::SocketAddr;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, USER_AGENT};
-use hyper::{Request, StatusCode};
+use hyper::{Method, Request, StatusCode};
 
 use super::error::ApiError;
 use super::{Resp, json_response, truncate};
 use crate::ingest::{self, RawRequest};
 use crate::postback::{self, Rejection};
 use crate::server::App;
+use crate::signing::{self, Verified};
+use crate::store::catalog::SourceEntry;
 use crate::{net, store};
 
 pub async fn postback(
@@ -24,6 +28,10 @@ pub async fn postback(
     req: Request<Incoming>,
     key: &str,
 ) -> Result<Resp, ApiError> {
+    let ip = net::client_ip(peer.ip(), req.headers(), &app.config.trusted_proxies);
+    app.rate
+        .check_postback_ip(ip)
+        .map_err(ApiError::rate_limited)?;
     let catalog = app.store.catalog();
     let Some(source) = catalog.source_by_key(key).cloned() else {
         return Err(ApiError::not_found(
@@ -31,6 +39,9 @@ pub async fn postback(
             "no source with this key; copy the postback URL again from GET /api/v1/sources",
         ));
     };
+    app.rate
+        .check_source(&source)
+        .map_err(ApiError::rate_limited)?;
     let now = store::now_ms();
     let (parts, mut body) = req.into_parts();
     let header = |name| {
@@ -66,12 +77,22 @@ pub async fn postback(
     let stored_cap = app.config.stored_body_bytes.min(max);
     let body_truncated = too_large || buf.len() > stored_cap;
 
+    let mut verified: Option<Verified> = None;
     let parsed = if too_large {
-        Err(Rejection {
-            code: "too_large",
-            message: format!("the body is larger than {max} bytes; send only the postback fields"),
-            field: None,
-        })
+        Err(rejection(
+            "too_large",
+            format!("the body is larger than {max} bytes; send only the postback fields"),
+        ))
+    } else if !ip_allowed(&source, ip) {
+        Err(rejection(
+            "ip_not_allowed",
+            format!(
+                "requests from {ip} are not allowed for this source; add the network's server \
+                 addresses to the source's allow_ips (check trusted_proxies if a proxy is in front)"
+            ),
+        ))
+    } else if let Err(e) = verify(&source, &parts, &buf, now).map(|v| verified = v) {
+        Err(rejection(e.code(), e.message()))
     } else {
         postback::parse(
             &postback::Request {
@@ -85,6 +106,13 @@ pub async fn postback(
             &source.mapping,
             &app.limits,
         )
+        .map(|mut f| {
+            if verified.is_some() {
+                // Signing transport, not conversion data.
+                f.extra.retain(|(k, _)| k != "ts" && k != "sig");
+            }
+            f
+        })
     };
     buf.truncate(stored_cap);
     let raw = RawRequest {
@@ -94,15 +122,58 @@ pub async fn postback(
         content_type: header(CONTENT_TYPE),
         body: buf,
         body_truncated,
-        remote_ip: net::client_ip(peer.ip(), &parts.headers, &app.config.trusted_proxies)
-            .to_string(),
+        remote_ip: ip.to_string(),
         user_agent: header(USER_AGENT),
     };
     let source_id = source.id;
     let outcome = app
         .store
-        .write(move |ctx| ingest::record_postback(ctx, source_id, raw, parsed, None, now))
+        .write(move |ctx| ingest::record_postback(ctx, source_id, raw, parsed, None, verified, now))
         .await?;
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
     Ok(json_response(status, &outcome.body))
+}
+
+fn rejection(code: &'static str, message: String) -> Rejection {
+    Rejection {
+        code,
+        message,
+        field: None,
+    }
+}
+
+fn ip_allowed(source: &SourceEntry, ip: std::net::IpAddr) -> bool {
+    let ip = net::canonical(ip);
+    source.allow_ips.is_empty() || source.allow_ips.iter().any(|n| n.contains(&ip))
+}
+
+/// Check the signature when the source requires one. GET (and any request
+/// without Standard Webhooks headers) signs the path and query; a POST with
+/// `webhook-signature` signs `id.timestamp.body`.
+fn verify(
+    source: &SourceEntry,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    now_ms: u64,
+) -> Result<Option<Verified>, signing::SigError> {
+    if source.signing_keys.is_empty() {
+        return Ok(None);
+    }
+    let now = (now_ms / 1000) as i64;
+    let tol = source.rec.signing_tolerance_s;
+    let h = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    if parts.method == Method::POST && h("webhook-signature").is_some() {
+        return signing::verify_webhook(
+            h("webhook-id"),
+            h("webhook-timestamp"),
+            h("webhook-signature"),
+            body,
+            &source.signing_keys,
+            now,
+            tol,
+        )
+        .map(Some);
+    }
+    let target = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
+    signing::verify_get(target, &source.signing_keys, now, tol).map(Some)
 }

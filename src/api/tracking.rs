@@ -27,6 +27,8 @@ pub async fn click(
     req: Request<Incoming>,
     slug: &str,
 ) -> Result<Resp, ApiError> {
+    let ip = net::client_ip(peer.ip(), req.headers(), &app.config.trusted_proxies);
+    app.rate.check_click(ip).map_err(ApiError::rate_limited)?;
     let catalog = app.store.catalog();
     let Some(link) = catalog.links.get(slug).cloned() else {
         return Err(ApiError::not_found(
@@ -58,7 +60,7 @@ pub async fn click(
         source_id: link.rec.source_id,
         campaign: link.rec.campaign.clone(),
         head: req.method() == Method::HEAD,
-        ip: net::client_ip(peer.ip(), req.headers(), &app.config.trusted_proxies).to_string(),
+        ip: ip.to_string(),
         user_agent: header(USER_AGENT),
         referrer: header(REFERER),
         fbc,

@@ -19,12 +19,34 @@ pub struct SourceEntry {
     pub id: u64,
     pub rec: SourceRecord,
     pub mapping: Mapping,
+    /// Decoded HMAC keys of `rec.signing_secrets`; signing is required
+    /// when non-empty.
+    pub signing_keys: Vec<Vec<u8>>,
+    /// Parsed `rec.allow_ips`; empty = any client.
+    pub allow_ips: Vec<ipnet::IpNet>,
 }
 
 impl SourceEntry {
     pub fn new(id: u64, rec: SourceRecord) -> Self {
         let mapping = mapping_for(&rec);
-        SourceEntry { id, rec, mapping }
+        // Both lists were validated by the admin API before being stored.
+        let signing_keys = rec
+            .signing_secrets
+            .iter()
+            .filter_map(|s| crate::signing::decode_secret(s).ok())
+            .collect();
+        let allow_ips = rec
+            .allow_ips
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        SourceEntry {
+            id,
+            rec,
+            mapping,
+            signing_keys,
+            allow_ips,
+        }
     }
 }
 

@@ -41,6 +41,10 @@ pub const CONVERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conv
 pub const DEDUP: TableDefinition<&str, &str> = TableDefinition::new("dedup");
 /// Event ID -> [`records::EventRecord`]: every postback request, by time.
 pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+/// Signatures of accepted signed postbacks, keyed by signed timestamp then
+/// signature (`ingest::signature_key`), so replays are caught and old ones
+/// pruned by a range delete.
+pub const SIGNATURES: TableDefinition<&[u8], ()> = TableDefinition::new("signatures");
 
 /// Database layout version written in `meta`. Bump with a migration.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -134,6 +138,7 @@ pub struct WriteCtx<'t> {
     pub conversions: Table<'t, &'static str, &'static [u8]>,
     pub dedup: Table<'t, &'static str, &'static str>,
     pub events: Table<'t, &'static str, &'static [u8]>,
+    pub signatures: Table<'t, &'static [u8], ()>,
     base: Arc<Catalog>,
     /// Set on the first change; published only if the batch commits.
     changed: Option<Catalog>,
@@ -395,6 +400,7 @@ fn init(db: &Database) -> Result<Catalog, OpenError> {
         }
         txn.open_table(SOURCES).map_err(|x| e(x.into()))?;
         txn.open_table(DEDUP).map_err(|x| e(x.into()))?;
+        txn.open_table(SIGNATURES).map_err(|x| e(x.into()))?;
     }
     txn.commit().map_err(|x| e(x.into()))?;
 
@@ -518,6 +524,7 @@ fn run_batch(
             conversions: txn.open_table(CONVERSIONS)?,
             dedup: txn.open_table(DEDUP)?,
             events: txn.open_table(EVENTS)?,
+            signatures: txn.open_table(SIGNATURES)?,
             base: cell.load(),
             changed: None,
         };

@@ -54,6 +54,23 @@ pub struct SourceRecord {
     /// Macro syntax for the generated postback URL, when not the preset's.
     pub macro_syntax: Option<String>,
     pub created_ms: u64,
+    /// Active signing secrets (`whsec_…`); signing is required when any.
+    /// Never logged; shown masked by the API.
+    #[serde(default)]
+    pub signing_secrets: Vec<String>,
+    /// Signature timestamp tolerance, seconds.
+    #[serde(default = "default_tolerance")]
+    pub signing_tolerance_s: u64,
+    /// Allowed client networks (CIDR); empty = any.
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
+    /// Per-source rate limit (per second, burst); `None` = the server default.
+    #[serde(default)]
+    pub rate_limit: Option<(u32, u32)>,
+}
+
+fn default_tolerance() -> u64 {
+    crate::signing::DEFAULT_TOLERANCE_S
 }
 
 impl Record for SourceRecord {
