@@ -122,6 +122,15 @@ pub fn sign_hex(key: &[u8], msg: &[u8]) -> String {
         .collect()
 }
 
+/// The Standard Webhooks `webhook-signature` value (`v1,<base64>`) for a
+/// message (what a POST sender computes, and what outgoing webhooks send).
+pub fn sign_webhook(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut m = mac(key);
+    m.update(format!("{id}.{timestamp}.").as_bytes());
+    m.update(body);
+    format!("v1,{}", B64.encode(m.finalize().into_bytes()))
+}
+
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -324,6 +333,13 @@ mod tests {
             300,
         );
         assert!(ok.is_ok(), "{ok:?}");
+        let sig = sign_webhook(
+            &k,
+            v["id"].as_str().unwrap(),
+            ts,
+            v["payload"].as_str().unwrap().as_bytes(),
+        );
+        assert_eq!(sig, v["signature"].as_str().unwrap());
         let bad = verify_webhook(
             v["id"].as_str(),
             v["timestamp"].as_str(),

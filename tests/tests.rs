@@ -16,3 +16,5 @@ mod durability;
 mod postback;
 /// Each network preset with a realistic postback of that network.
 mod presets;
+/// Signed postbacks, replays, IP allowlists, rate limits, slow clients.
+mod security;

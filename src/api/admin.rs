@@ -979,6 +979,11 @@ pub fn metrics(app: &App) -> Resp {
          # HELP postbackd_commit_seconds_total Time spent committing.\n\
          # TYPE postbackd_commit_seconds_total counter\n\
          postbackd_commit_seconds_total {}\n\
+         # HELP postbackd_rate_limited_total Requests refused by a rate limit.\n\
+         # TYPE postbackd_rate_limited_total counter\n\
+         postbackd_rate_limited_total{{limit=\"click_ip\"}} {}\n\
+         postbackd_rate_limited_total{{limit=\"postback_ip\"}} {}\n\
+         postbackd_rate_limited_total{{limit=\"source\"}} {}\n\
          # HELP postbackd_sources Configured sources.\n\
          # TYPE postbackd_sources gauge\n\
          postbackd_sources {}\n\
@@ -989,6 +994,9 @@ pub fn metrics(app: &App) -> Resp {
         s.committed_jobs.load(Ordering::Relaxed),
         s.failed_commits.load(Ordering::Relaxed),
         s.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        app.rate.counters.clicks_ip.load(Ordering::Relaxed),
+        app.rate.counters.postbacks_ip.load(Ordering::Relaxed),
+        app.rate.counters.postbacks_source.load(Ordering::Relaxed),
         cat.sources.len(),
         cat.links.len(),
     );
