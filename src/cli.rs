@@ -88,6 +88,18 @@ pub struct ServeArgs {
     /// Most simultaneous client connections.
     #[arg(long, env = "POSTBACKD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// PEM certificate chain: serve HTTPS (reloaded on SIGHUP).
+    #[arg(long, env = "POSTBACKD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "POSTBACKD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Plain-HTTP address that redirects to the HTTPS public URL.
+    #[arg(long, env = "POSTBACKD_HTTP_REDIRECT_LISTEN")]
+    pub http_redirect_listen: Option<String>,
+    /// Serve the admin API only on this address (e.g. 127.0.0.1:8081).
+    #[arg(long, env = "POSTBACKD_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
 }
 
 /// How management commands reach the server.
@@ -428,6 +440,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         rate_limit_source: args.rate_limit_source,
         header_read_timeout_secs: args.header_read_timeout_secs,
         max_connections: args.max_connections,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        http_redirect_listen: args.http_redirect_listen,
+        admin_listen: args.admin_listen,
     };
     let cfg = config::load(args.config.as_deref(), over).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -437,18 +453,50 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Ok(bound) = listener.local_addr() {
         // With port 0 the OS picks the port: show and generate the real one.
         if cfg.public_url == format!("http://{}", cfg.listen) {
-            cfg.public_url = format!("http://{bound}");
+            let scheme = if cfg.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            cfg.public_url = format!("{scheme}://{bound}");
         }
         cfg.listen = bound;
+    }
+    let bind = |a: Option<std::net::SocketAddr>, what: &'static str| async move {
+        match a {
+            None => Ok(None),
+            Some(a) => tokio::net::TcpListener::bind(a)
+                .await
+                .map(Some)
+                .map_err(|e| format!("cannot listen on {a} ({what}): {e}")),
+        }
+    };
+    let admin_listener = bind(cfg.admin_listen, "admin_listen").await?;
+    let redirect_listener = bind(cfg.http_redirect_listen, "http_redirect_listen").await?;
+    if let Some(l) = &admin_listener {
+        cfg.admin_listen = l.local_addr().ok();
+    }
+    if let Some(l) = &redirect_listener {
+        cfg.http_redirect_listen = l.local_addr().ok();
     }
     let (app, origin) = App::open(cfg).map_err(|e| e.to_string())?;
     let app = Arc::new(app);
     let c = &app.config;
+    let scheme = if app.tls.is_some() { "https" } else { "http" };
     println!(
-        "postbackd {} listening on http://{}",
+        "postbackd {} listening on {scheme}://{}",
         env!("CARGO_PKG_VERSION"),
         c.listen
     );
+    if let Some(a) = c.admin_listen {
+        println!(
+            "admin API:  http{}://{a}/api/v1",
+            if app.tls.is_some() { "s" } else { "" }
+        );
+    }
+    if let Some(a) = c.http_redirect_listen {
+        println!("redirect:   http://{a} -> {}", c.public_url);
+    }
     println!("data dir:   {}", c.data_dir.display());
     println!("public URL: {}", c.public_url);
     match origin {
@@ -474,9 +522,36 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         "  (or: postbackd source add \"My network\" --preset everflow; the README has the walkthrough)"
     );
     tracing::info!(listen = %c.listen, "serving");
-    server::run(listener, app.clone(), shutdown_signal()).await;
+    #[cfg(unix)]
+    if let Some(store) = app.tls.clone() {
+        tokio::spawn(reload_on_sighup(store));
+    }
+    let listeners = server::Listeners {
+        main: listener,
+        admin: admin_listener,
+        redirect: redirect_listener,
+    };
+    server::run(listeners, app.clone(), shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Re-read the TLS certificate and key on every SIGHUP.
+#[cfg(unix)]
+async fn reload_on_sighup(store: Arc<crate::tls::CertStore>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; TLS certificates will not be reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match store.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS reload failed; keeping the current certificate")
+            }
+        }
+    }
 }
 
 /// SIGINT or SIGTERM.

@@ -41,6 +41,15 @@ pub struct Config {
     /// Most simultaneous client connections; further ones wait in the
     /// kernel's accept queue.
     pub max_connections: usize,
+    /// PEM certificate chain and private key: serve HTTPS (h2 and
+    /// http/1.1) on `listen`. Both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// A plain-HTTP listener that redirects every request to `public_url`.
+    pub http_redirect_listen: Option<SocketAddr>,
+    /// Serve the admin API on this address only (e.g. loopback), not on
+    /// `listen`.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -58,6 +67,10 @@ impl Config {
             rate: RateConfig::default(),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            tls_cert: None,
+            tls_key: None,
+            http_redirect_listen: None,
+            admin_listen: None,
         }
     }
 
@@ -92,6 +105,10 @@ pub struct FileConfig {
     pub rate_limit_source: Option<String>,
     pub header_read_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub http_redirect_listen: Option<String>,
+    pub admin_listen: Option<String>,
 }
 
 /// Values from env or flags (clap fills these; `None` = not given).
@@ -109,6 +126,10 @@ pub struct Overrides {
     pub rate_limit_source: Option<String>,
     pub header_read_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub http_redirect_listen: Option<String>,
+    pub admin_listen: Option<String>,
 }
 
 /// A setting that cannot be used, with the fix.
@@ -209,6 +230,32 @@ pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError>
             return Err(ConfigError("max_connections must be at least 1".into()));
         }
         c.max_connections = n;
+    }
+    c.tls_cert = over.tls_cert.or(fc.tls_cert);
+    c.tls_key = over.tls_key.or(fc.tls_key);
+    let addr = |key: &str, v: String| -> Result<SocketAddr, ConfigError> {
+        v.parse().map_err(|_| {
+            ConfigError(format!(
+                "{key} `{v}` is not an address; use host:port such as 127.0.0.1:8081"
+            ))
+        })
+    };
+    if let Some(a) = over.http_redirect_listen.or(fc.http_redirect_listen) {
+        if c.tls_cert.is_none() {
+            return Err(ConfigError(
+                "http_redirect_listen redirects to HTTPS: set tls_cert and tls_key too".into(),
+            ));
+        }
+        if !c.public_url.starts_with("https://") {
+            return Err(ConfigError(
+                "http_redirect_listen redirects to public_url, which must then be an https:// URL"
+                    .into(),
+            ));
+        }
+        c.http_redirect_listen = Some(addr("http_redirect_listen", a)?);
+    }
+    if let Some(a) = over.admin_listen.or(fc.admin_listen) {
+        c.admin_listen = Some(addr("admin_listen", a)?);
     }
     Ok(c)
 }

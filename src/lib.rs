@@ -38,3 +38,4 @@ pub mod ratelimit;
 pub mod server;
 pub mod signing;
 pub mod store;
+pub mod tls;

@@ -9,18 +9,20 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
-use crate::api;
+use crate::api::{self, Surface};
 use crate::config::{self, Config, TokenOrigin};
 use crate::query::Limits;
 use crate::ratelimit::RateLimits;
 use crate::store::{OpenError, Store};
+use crate::tls::CertStore;
 
 /// How long in-flight requests get to finish after shutdown starts.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -37,6 +39,8 @@ pub struct App {
     pub limits: Limits,
     /// Per-IP and per-source rate limiters.
     pub rate: RateLimits,
+    /// The TLS certificate, when TLS is configured (reloaded on SIGHUP).
+    pub tls: Option<Arc<CertStore>>,
 }
 
 /// Why the server could not start.
@@ -44,6 +48,7 @@ pub struct App {
 pub enum StartError {
     Io(std::io::Error),
     Open(OpenError),
+    Tls(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -51,6 +56,7 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Io(e) => write!(f, "{e}"),
             StartError::Open(e) => write!(f, "{e}"),
+            StartError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -82,6 +88,15 @@ impl App {
             ))
         })?;
         let (admin_token, origin) = config::admin_token(&config).map_err(StartError::Io)?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(c), Some(k)) => Some(Arc::new(CertStore::load(c, k).map_err(StartError::Tls)?)),
+            (None, None) => None,
+            _ => {
+                return Err(StartError::Tls(
+                    "set both tls_cert and tls_key (PEM files) to serve HTTPS, or neither".into(),
+                ));
+            }
+        };
         let store = match fault {
             None => Store::open(&config.db_path()),
             Some(f) => Store::open_with_fault(&config.db_path(), f),
@@ -89,6 +104,7 @@ impl App {
         .map_err(StartError::Open)?;
         Ok((
             App {
+                tls,
                 rate: RateLimits::new(config.rate),
                 config,
                 store,
@@ -104,12 +120,39 @@ impl App {
     }
 }
 
+/// The sockets a server answers on.
+pub struct Listeners {
+    /// Tracking, postbacks, health, metrics; and the admin API unless
+    /// `admin` is set.
+    pub main: TcpListener,
+    /// The admin API (and health, metrics) only, e.g. bound to loopback.
+    pub admin: Option<TcpListener>,
+    /// Plain HTTP that redirects to the TLS `public_url`.
+    pub redirect: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(main: TcpListener) -> Self {
+        Listeners {
+            main,
+            admin: None,
+            redirect: None,
+        }
+    }
+}
+
 /// Serve until `shutdown` resolves, then drain connections (up to the
 /// deadline) and stop the writer after its queued jobs.
-pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
+pub async fn run(
+    listeners: impl Into<Listeners>,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let listeners = listeners.into();
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut builder = AutoBuilder::new(TokioExecutor::new());
     builder
+        .http1()
         .timer(TokioTimer::new())
         // Also the keep-alive idle timeout: hyper starts it whenever it
         // waits for the next request's head.
@@ -119,49 +162,70 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         .max_buf_size(64 * 1024)
         .max_headers(api::MAX_HEADERS * 2)
         .keep_alive(true);
-    // A permit per open connection: at the cap, the accept loop waits and
-    // new connections queue in the kernel instead of exhausting memory.
-    let permits = Arc::new(Semaphore::new(app.config.max_connections));
-    let maintenance = tokio::spawn(maintenance(app.clone()));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let svc = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(api::handle(app, peer, req).await) }
-                });
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    drop(permit);
-                });
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(100)
+        .max_header_list_size(api::MAX_HEADER_BYTES as u32 * 2)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let tls = match &app.tls {
+        Some(store) => match store.server_config() {
+            Ok(cfg) => Some(TlsAcceptor::from(cfg)),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS is configured but cannot be set up");
+                return;
             }
-            () = &mut shutdown => break,
-        }
+        },
+        None => None,
+    };
+    // A permit per open connection: at the cap, accept loops wait and new
+    // connections queue in the kernel instead of exhausting memory.
+    let permits = Arc::new(Semaphore::new(app.config.max_connections));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let serving = Serving {
+        app: app.clone(),
+        builder,
+        permits,
+        graceful: graceful.clone(),
+    };
+    let mut loops = vec![tokio::spawn(serving.clone().accept_loop(
+        listeners.main,
+        if listeners.admin.is_some() {
+            Surface::Public
+        } else {
+            Surface::PublicAndAdmin
+        },
+        tls.clone(),
+        stop_rx.clone(),
+    ))];
+    if let Some(l) = listeners.admin {
+        loops.push(tokio::spawn(serving.clone().accept_loop(
+            l,
+            Surface::Admin,
+            tls.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    if let Some(l) = listeners.redirect {
+        loops.push(tokio::spawn(serving.clone().accept_loop(
+            l,
+            Surface::Redirect,
+            None,
+            stop_rx.clone(),
+        )));
+    }
+    drop(serving);
+    let maintenance = tokio::spawn(maintenance(app.clone()));
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for l in loops {
+        let _ = l.await;
     }
     maintenance.abort();
-    drop(listener);
+    // The accept loops have returned and dropped their handles; connection
+    // tasks hold only watchers.
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(DRAIN_DEADLINE) => {
@@ -169,6 +233,87 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         }
     }
     app.store.close().await;
+}
+
+/// What one accept loop shares with its connections.
+#[derive(Clone)]
+struct Serving {
+    app: Arc<App>,
+    builder: AutoBuilder<TokioExecutor>,
+    permits: Arc<Semaphore>,
+    /// Each connection takes a watcher; `run` drains them at shutdown.
+    graceful: Arc<GracefulShutdown>,
+}
+
+impl Serving {
+    async fn accept_loop(
+        self,
+        listener: TcpListener,
+        surface: Surface,
+        tls: Option<TlsAcceptor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let permit = tokio::select! {
+                p = self.permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+                _ = stop.changed() => return,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stop.changed() => return,
+            };
+            let _ = stream.set_nodelay(true);
+            // The task holds a watcher, not the shared GracefulShutdown, so
+            // `run` can take it back and drain once the accept loops end.
+            let watcher = self.graceful.watcher();
+            let builder = self.builder.clone();
+            let app = self.app.clone();
+            let timeout = app.config.header_read_timeout;
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(api::handle(app, surface, peer, req).await) }
+                });
+                let result = match tls {
+                    Some(acceptor) => {
+                        // A client that never finishes its handshake is
+                        // dropped like one that never sends its headers.
+                        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(tls_stream)) => {
+                                let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
+                                watcher.watch(conn.into_owned()).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                Ok(())
+                            }
+                            Err(_) => Ok(()),
+                        }
+                    }
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
+    }
 }
 
 /// Periodic upkeep: prune rate-limiter keys, forget signatures too old to

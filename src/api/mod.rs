@@ -74,13 +74,47 @@ fn check_limits(req: &Request<Incoming>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Which endpoints a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// Tracking, postbacks, health, metrics and the admin API.
+    PublicAndAdmin,
+    /// Tracking, postbacks, health, metrics (the admin API has its own
+    /// listener).
+    Public,
+    /// The admin API, health and metrics only.
+    Admin,
+    /// Plain HTTP: everything redirects to the HTTPS `public_url`.
+    Redirect,
+}
+
 /// Route one request.
-pub async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+pub async fn handle(
+    app: Arc<App>,
+    surface: Surface,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Resp {
     if let Err(e) = check_limits(&req) {
         return e.into_response();
     }
+    if surface == Surface::Redirect {
+        return redirect_to_https(&app, &req);
+    }
     let path = req.uri().path().to_string();
-    let result = if let Some(slug) = path.strip_prefix("/c/") {
+    let public = surface != Surface::Admin;
+    let admin = surface != Surface::Public;
+    let result = if !public && (path.starts_with("/c/") || path.starts_with("/p/")) {
+        Err(ApiError::not_found(
+            "not_found",
+            "this is the admin listener; tracking links and postbacks are served on the public address",
+        ))
+    } else if !admin && (path == "/api/v1" || path.starts_with("/api/v1/")) {
+        Err(ApiError::not_found(
+            "not_found",
+            "the admin API is served on its own listener (admin_listen), not on this address",
+        ))
+    } else if let Some(slug) = path.strip_prefix("/c/") {
         match *req.method() {
             Method::GET | Method::HEAD => tracking::click(&app, peer, req, slug).await,
             _ => Err(method_not_allowed("GET or HEAD")),
@@ -109,6 +143,19 @@ pub async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> 
         ))
     };
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// `308` to the same path and query on the configured HTTPS origin: never
+/// to a host taken from the request.
+fn redirect_to_https(app: &App, req: &Request<Incoming>) -> Resp {
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = format!("{}{target}", app.config.public_url);
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(hyper::header::LOCATION, v);
+    }
+    r
 }
 
 fn method_not_allowed(allowed: &str) -> ApiError {
