@@ -61,9 +61,15 @@ pub struct Spawned {
 }
 
 pub fn spawn_server(data_dir: &std::path::Path) -> Spawned {
+    spawn_server_with(data_dir, &[])
+}
+
+/// [`spawn_server`] with extra `serve` flags.
+pub fn spawn_server_with(data_dir: &std::path::Path, extra: &[&str]) -> Spawned {
     let mut child = Command::new(env!("CARGO_BIN_EXE_postbackd"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .env("POSTBACKD_ADMIN_TOKEN", TOKEN)
         .env("POSTBACKD_LOG", "warn")
         // Load from one client IP: the per-IP and per-source limits would
@@ -80,7 +86,7 @@ pub fn spawn_server(data_dir: &std::path::Path) -> Spawned {
     let first = lines.next().unwrap().unwrap();
     let base = first
         .split_whitespace()
-        .find(|w| w.starts_with("http://"))
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
         .unwrap_or_else(|| panic!("no address in banner: {first}"))
         .to_string();
     // Keep draining stdout so the child never blocks on a full pipe.

@@ -18,3 +18,5 @@ mod postback;
 mod presets;
 /// Signed postbacks, replays, IP allowlists, rate limits, slow clients.
 mod security;
+/// TLS: handshakes (rustls, curl), ALPN, SIGHUP reload, admin listener, redirect.
+mod tls;
