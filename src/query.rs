@@ -64,8 +64,11 @@ pub fn parse_form(input: &[u8], limits: &Limits, out: &mut Vec<Param>) -> Result
         let name = decode_component(name).map_err(|_| ParseError::InvalidUtf8 {
             name: lossy_name(name),
         })?;
-        let value =
-            decode_component(value).map_err(|_| ParseError::InvalidUtf8 { name: name.clone() })?;
+        // The name goes into the error message: bounded like the others
+        // (it has not been checked against `max_name_len` yet).
+        let value = decode_component(value).map_err(|_| ParseError::InvalidUtf8 {
+            name: truncate(&name, 32),
+        })?;
         push(out, name, value, false, limits)?;
     }
     Ok(())
@@ -223,6 +226,24 @@ mod tests {
         );
         // overlong encoding of '/'
         assert!(form("a=%c0%af").is_err());
+    }
+
+    /// Found by `fuzz/fuzz_targets/query_form.rs`: a long name before an
+    /// invalid value was echoed whole (up to the 64 KiB body) in the
+    /// `invalid_encoding` message and the events log.
+    #[test]
+    fn regression_invalid_utf8_error_name_is_bounded() {
+        let q = format!("{}=%d3", "n".repeat(10_000));
+        match form(&q) {
+            Err(ParseError::InvalidUtf8 { name }) => assert_eq!(name, "n".repeat(32)),
+            other => panic!("{other:?}"),
+        }
+        // Cut on a character boundary.
+        let q = format!("{}=%ff", "é".repeat(40));
+        match form(&q) {
+            Err(ParseError::InvalidUtf8 { name }) => assert_eq!(name, "é".repeat(16)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
