@@ -58,11 +58,71 @@ pub fn validate_destination(dest: &str) -> Result<(), String> {
                 .into(),
         );
     }
+    check_host_port(authority)?;
     let uri: hyper::Uri = format!("{scheme}://{authority}/")
         .parse()
         .map_err(|_| "destination host or port is not valid".to_string())?;
     if uri.host().is_none_or(str::is_empty) {
         return Err("destination has no host".into());
+    }
+    Ok(())
+}
+
+/// The authority as a browser will read it (WHATWG URL): a port of at most
+/// 65535, and a host that is an `[IPv6]` address, a dotted-quad IPv4
+/// address, or a name of non-empty labels whose last label is not a number
+/// (a browser would parse `a.123` or `shop.0x1` as a broken IPv4 address).
+/// `hyper::Uri` alone accepts ports such as `:.....`, so the redirect
+/// would be a URL no browser can follow.
+fn check_host_port(authority: &str) -> Result<(), String> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let Some((inner, after)) = rest.split_once(']') else {
+            return Err("destination has an unclosed [IPv6] address".into());
+        };
+        if inner.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("destination's [IPv6] address is not valid".into());
+        }
+        match after {
+            "" => (None, None),
+            _ => match after.strip_prefix(':') {
+                Some(p) => (None, Some(p)),
+                None => return Err("destination has text after its [IPv6] address".into()),
+            },
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(authority), None),
+        }
+    };
+    if let Some(p) = port
+        && (p.is_empty()
+            || p.len() > 5
+            || !p.bytes().all(|b| b.is_ascii_digit())
+            || p.parse::<u32>().is_ok_and(|n| n > 65535))
+    {
+        return Err("destination port must be a number from 0 to 65535".into());
+    }
+    if let Some(host) = host {
+        let name = host.strip_suffix('.').unwrap_or(host);
+        if name.is_empty()
+            || name
+                .split('.')
+                .any(|label| label.is_empty() || label.contains('[') || label.contains(']'))
+        {
+            return Err("destination host has an empty label or a stray bracket".into());
+        }
+        let last = name.rsplit('.').next().unwrap_or(name);
+        let numeric = last.bytes().all(|b| b.is_ascii_digit())
+            || last
+                .strip_prefix("0x")
+                .or_else(|| last.strip_prefix("0X"))
+                .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if numeric && name.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(
+                "destination host ends in a number but is not a dotted-quad IPv4 address".into(),
+            );
+        }
     }
     Ok(())
 }
@@ -233,6 +293,46 @@ mod tests {
             "https://n.com/a b",
         ] {
             assert!(validate_destination(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Found by `fuzz/fuzz_targets/link_expand.rs`: `hyper::Uri` accepted
+    /// `offer.example:.......` (and other authorities no browser parses), so
+    /// a link could be saved whose every redirect was a broken URL.
+    #[test]
+    fn regression_authority_a_browser_cannot_parse_is_refused() {
+        for bad in [
+            "https://offer.exampl:......./lp",
+            "https://n.com:/x",
+            "https://n.com:65536/x",
+            "https://n.com:80:80/x",
+            "https://n.com:+80/x",
+            "https://a.123/x",
+            "https://shop.0x1f/x",
+            "https://1.2.3/x",
+            "https://01.2.3.4/x",
+            "https://999.1.1.1/x",
+            "https://a..b/x",
+            "https://./x",
+            "https://[::1/x",
+            "https://[::g]/x",
+            "https://[::1]x/",
+            "https://a]b/x",
+        ] {
+            assert!(validate_destination(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "https://n.com:8443/x",
+            "https://n.com./x",
+            "https://1.2.3.4:80/x",
+            "https://[2001:db8::1]/x",
+            "https://[::ffff:1.2.3.4]:8080/x",
+            "https://shop.0xg/x",
+            "https://123.example/x",
+            "https://localhost:0/",
+            "https://xn--mnchen-3ya.de/",
+        ] {
+            assert!(validate_destination(good).is_ok(), "{good}");
         }
     }
 
