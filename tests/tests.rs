@@ -16,6 +16,8 @@ mod durability;
 mod postback;
 /// Each network preset with a realistic postback of that network.
 mod presets;
+/// A run that used every secret leaks none to logs, events, metrics or errors.
+mod secrets;
 /// Signed postbacks, replays, IP allowlists, rate limits, slow clients.
 mod security;
 /// TLS: handshakes (rustls, curl), ALPN, SIGHUP reload, admin listener, redirect.

@@ -84,6 +84,8 @@ fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
     if bool::from(given.ct_eq(app.admin_token().as_bytes())) {
         return Ok(());
     }
+    // The path only: never the header, which may hold a near-miss token.
+    tracing::warn!(path = %req.uri().path(), "admin request without a valid token");
     Err(ApiError::new(
         StatusCode::UNAUTHORIZED,
         "unauthorized",

@@ -131,6 +131,13 @@ pub async fn postback(
         .write(move |ctx| ingest::record_postback(ctx, source_id, raw, parsed, None, verified, now))
         .await?;
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
+    tracing::debug!(
+        source = source_id,
+        event = %outcome.event_id,
+        status = outcome.http_status,
+        result = %outcome.body["result"].as_str().or(outcome.body["error"].as_str()).unwrap_or(""),
+        "postback"
+    );
     Ok(json_response(status, &outcome.body))
 }
 
