@@ -436,3 +436,22 @@ async fn slow_header_client_is_disconnected() {
     );
     assert_eq!(s.get("/healthz").await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_cap_queues_extra_connections() {
+    let s = TestServer::start_with(|c| c.max_connections = 2).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // Two idle keep-alive connections hold both permits.
+    let a = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let b = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let third = tokio::time::timeout(Duration::from_millis(700), s.get("/healthz")).await;
+    assert!(
+        third.is_err(),
+        "a third connection is not served while two are open"
+    );
+    drop(a);
+    drop(b);
+    let r = tokio::time::timeout(Duration::from_secs(5), s.get("/healthz")).await;
+    assert_eq!(r.expect("served once a permit is free").status, 200);
+}
