@@ -8,6 +8,7 @@
 use redb::ReadableTable;
 use serde_json::{Value, json};
 
+use crate::forward::outbox;
 use crate::ids;
 use crate::postback::{self, Fields, Rejection};
 use crate::query::Limits;
@@ -210,6 +211,7 @@ fn apply_conversion(
         conv.event_ids.push(event_id.to_string());
         ctx.conversions
             .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
+        outbox::enqueue(ctx, &conv_id, &conv, "conversion.updated", now_ms)?;
         let body = json!({
             "result": "updated",
             "conversion_id": conv_id,
@@ -249,6 +251,7 @@ fn apply_conversion(
     ctx.conversions
         .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
     ctx.dedup.insert(key.as_str(), conv_id.as_str())?;
+    outbox::enqueue(ctx, &conv_id, &conv, "conversion.created", now_ms)?;
     if click.is_some() {
         let body = json!({
             "result": "matched",

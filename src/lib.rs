@@ -28,6 +28,7 @@ pub mod click;
 pub mod client;
 pub mod config;
 pub mod currency;
+pub mod forward;
 pub mod ids;
 pub mod ingest;
 pub mod net;

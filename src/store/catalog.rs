@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use super::records::{LinkRecord, SourceRecord};
+use super::records::{DestinationRecord, LinkRecord, SourceRecord};
 use crate::postback::{Mapping, Status};
 use crate::presets;
 
@@ -84,13 +84,32 @@ pub struct LinkEntry {
     pub rec: LinkRecord,
 }
 
-/// Snapshot of all sources and links.
+/// A destination with its config parsed.
+#[derive(Debug)]
+pub struct DestinationEntry {
+    pub id: u64,
+    pub rec: DestinationRecord,
+    /// `rec.config` parsed (validated when stored).
+    pub config: serde_json::Value,
+}
+
+impl DestinationEntry {
+    /// Does a conversion in this state go to this destination?
+    pub fn wants(&self, source_id: u64, kind: &str, status: &str) -> bool {
+        (self.rec.filter_sources.is_empty() || self.rec.filter_sources.contains(&source_id))
+            && (self.rec.filter_types.is_empty() || self.rec.filter_types.iter().any(|t| t == kind))
+            && self.rec.filter_statuses.iter().any(|s| s == status)
+    }
+}
+
+/// Snapshot of all sources, links and destinations.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub sources: BTreeMap<u64, Arc<SourceEntry>>,
     /// Source key -> source ID.
     by_key: HashMap<String, u64>,
     pub links: BTreeMap<String, Arc<LinkEntry>>,
+    pub destinations: BTreeMap<u64, Arc<DestinationEntry>>,
 }
 
 impl Catalog {
@@ -125,6 +144,17 @@ impl Catalog {
 
     pub fn remove_link(&mut self, slug: &str) {
         self.links.remove(slug);
+    }
+
+    pub fn put_destination(&mut self, id: u64, rec: DestinationRecord) -> Arc<DestinationEntry> {
+        let config = serde_json::from_str(&rec.config).unwrap_or(serde_json::Value::Null);
+        let entry = Arc::new(DestinationEntry { id, rec, config });
+        self.destinations.insert(id, entry.clone());
+        entry
+    }
+
+    pub fn remove_destination(&mut self, id: u64) {
+        self.destinations.remove(&id);
     }
 }
 

@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use catalog::{Catalog, CatalogCell};
 use records::{LinkRecord, SourceRecord};
@@ -41,6 +41,18 @@ pub const CONVERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conv
 pub const DEDUP: TableDefinition<&str, &str> = TableDefinition::new("dedup");
 /// Event ID -> [`records::EventRecord`]: every postback request, by time.
 pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+/// Destination ID -> [`records::DestinationRecord`].
+pub const DESTINATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("destinations");
+/// Delivery ID -> [`records::DeliveryRecord`].
+pub const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
+/// Due index of pending deliveries: next attempt time (ms, big-endian) then
+/// delivery ID. The forwarder scans it from the start.
+pub const OUTBOX: TableDefinition<&[u8], ()> = TableDefinition::new("outbox");
+/// Pending deliveries by delivery ID (time-ordered): the first is the oldest.
+pub const PENDING: TableDefinition<&str, ()> = TableDefinition::new("pending");
+/// `destination \x1f conversion` -> delivery ID, for ad platforms, which get
+/// one delivery per conversion (they dedupe on its ID anyway).
+pub const DELIVERY_KEYS: TableDefinition<&str, &str> = TableDefinition::new("delivery_keys");
 /// Signatures of accepted signed postbacks, keyed by signed timestamp then
 /// signature (`ingest::signature_key`), so replays are caught and old ones
 /// pruned by a range delete.
@@ -139,6 +151,14 @@ pub struct WriteCtx<'t> {
     pub dedup: Table<'t, &'static str, &'static str>,
     pub events: Table<'t, &'static str, &'static [u8]>,
     pub signatures: Table<'t, &'static [u8], ()>,
+    pub destinations: Table<'t, u64, &'static [u8]>,
+    pub deliveries: Table<'t, &'static str, &'static [u8]>,
+    pub outbox: Table<'t, &'static [u8], ()>,
+    pub pending: Table<'t, &'static str, ()>,
+    pub delivery_keys: Table<'t, &'static str, &'static str>,
+    /// Set when this batch queued deliveries: the forwarder is woken after
+    /// the commit.
+    pub wake_forwarder: bool,
     base: Arc<Catalog>,
     /// Set on the first change; published only if the batch commits.
     changed: Option<Catalog>,
@@ -267,6 +287,8 @@ pub struct Store {
     catalog: Arc<CatalogCell>,
     pub stats: Arc<WriterStats>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Notified after a commit that queued deliveries.
+    pub forwarder_wake: Arc<Notify>,
 }
 
 impl Store {
@@ -302,11 +324,12 @@ impl Store {
         cell.store(catalog);
         let stats = Arc::new(WriterStats::default());
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let forwarder_wake = Arc::new(Notify::new());
         let writer = {
-            let (db, cell, stats) = (db.clone(), cell.clone(), stats.clone());
+            let (db, cell, stats, wake) = (db.clone(), cell.clone(), stats.clone(), forwarder_wake.clone());
             std::thread::Builder::new()
                 .name("postbackd-writer".into())
-                .spawn(move || writer_loop(&db, rx, &cell, &stats))
+                .spawn(move || writer_loop(&db, rx, &cell, &stats, &wake))
                 .map_err(|e| OpenError::Store(StoreError::Unavailable(e.to_string().into())))?
         };
         Ok(Store {
@@ -315,6 +338,7 @@ impl Store {
             catalog: cell,
             stats,
             writer: Mutex::new(Some(writer)),
+            forwarder_wake,
         })
     }
 
@@ -401,6 +425,11 @@ fn init(db: &Database) -> Result<Catalog, OpenError> {
         txn.open_table(SOURCES).map_err(|x| e(x.into()))?;
         txn.open_table(DEDUP).map_err(|x| e(x.into()))?;
         txn.open_table(SIGNATURES).map_err(|x| e(x.into()))?;
+        txn.open_table(DESTINATIONS).map_err(|x| e(x.into()))?;
+        txn.open_table(OUTBOX).map_err(|x| e(x.into()))?;
+        txn.open_table(PENDING).map_err(|x| e(x.into()))?;
+        txn.open_table(DELIVERY_KEYS).map_err(|x| e(x.into()))?;
+        txn.open_table(DELIVERIES).map_err(|x| e(x.into()))?;
     }
     txn.commit().map_err(|x| e(x.into()))?;
 
@@ -411,6 +440,12 @@ fn init(db: &Database) -> Result<Catalog, OpenError> {
         let (k, v) = row.map_err(|x| e(x.into()))?;
         let rec: SourceRecord = records::decode(v.value()).map_err(e)?;
         catalog.put_source(k.value(), rec);
+    }
+    let destinations = rtx.open_table(DESTINATIONS).map_err(|x| e(x.into()))?;
+    for row in destinations.iter().map_err(|x| e(x.into()))? {
+        let (k, v) = row.map_err(|x| e(x.into()))?;
+        let rec: records::DestinationRecord = records::decode(v.value()).map_err(e)?;
+        catalog.put_destination(k.value(), rec);
     }
     let links = rtx.open_table(LINKS).map_err(|x| e(x.into()))?;
     for row in links.iter().map_err(|x| e(x.into()))? {
@@ -426,6 +461,7 @@ fn writer_loop(
     mut rx: mpsc::Receiver<Msg>,
     cell: &CatalogCell,
     stats: &WriterStats,
+    wake: &Notify,
 ) {
     let mut stop = false;
     while !stop {
@@ -452,7 +488,7 @@ fn writer_loop(
             .get()
             .or_else(|| reopen(slot, stats).then(|| slot.get()).flatten());
         let result = match db {
-            Some(db) => run_batch(&db, &mut batch, cell),
+            Some(db) => run_batch(&db, &mut batch, cell, wake),
             None => Err(not_open()),
         };
         match &result {
@@ -507,6 +543,7 @@ fn run_batch(
     db: &Database,
     batch: &mut [Box<dyn Job>],
     cell: &CatalogCell,
+    forwarder_wake: &Notify,
 ) -> Result<(), StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
@@ -525,6 +562,12 @@ fn run_batch(
             dedup: txn.open_table(DEDUP)?,
             events: txn.open_table(EVENTS)?,
             signatures: txn.open_table(SIGNATURES)?,
+            destinations: txn.open_table(DESTINATIONS)?,
+            deliveries: txn.open_table(DELIVERIES)?,
+            outbox: txn.open_table(OUTBOX)?,
+            pending: txn.open_table(PENDING)?,
+            delivery_keys: txn.open_table(DELIVERY_KEYS)?,
+            wake_forwarder: false,
             base: cell.load(),
             changed: None,
         };
@@ -533,11 +576,15 @@ fn run_batch(
             // back), and every job of the batch is told so.
             job.apply(&mut ctx)?;
         }
-        ctx.changed
+        (ctx.changed, ctx.wake_forwarder)
     };
+    let (changed, wake) = changed;
     txn.commit()?;
     if let Some(c) = changed {
         cell.store(c);
+    }
+    if wake {
+        forwarder_wake.notify_one();
     }
     Ok(())
 }

@@ -189,6 +189,62 @@ impl Record for EventRecord {
     const KIND: &'static str = "event";
 }
 
+/// A forwarding destination (ad platform, webhook, postback).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DestinationRecord {
+    pub name: String,
+    /// `meta`, `google_ads`, `ga4`, `tiktok`, `webhook` or `postback`.
+    pub kind: String,
+    /// The type's settings as JSON text (validated by
+    /// `forward::platforms::validate_config`); holds secrets, never logged.
+    pub config: String,
+    /// Replaces the origin of the platform's endpoint (proxies, tests).
+    pub base_url: Option<String>,
+    /// Only conversions of these sources (empty = all).
+    pub filter_sources: Vec<u64>,
+    /// Only these types, `lead` / `purchase` (empty = all).
+    pub filter_types: Vec<String>,
+    /// Only conversions in these statuses (default: approved).
+    pub filter_statuses: Vec<String>,
+    pub created_ms: u64,
+}
+
+impl Record for DestinationRecord {
+    const VERSION: u8 = 1;
+    const KIND: &'static str = "destination";
+}
+
+/// One conversion to send to one destination, keyed by delivery ID
+/// (time-ordered). The delivery ID is the idempotency key sent on every
+/// attempt (webhook-id); platforms dedupe on the conversion ID.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub destination_id: u64,
+    pub conversion_id: String,
+    /// The conversion's status when this delivery was created.
+    pub status: String,
+    /// `conversion.created` or `conversion.updated` (webhook event type).
+    pub event_type: String,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    pub attempts: u32,
+    pub created_ms: u64,
+    /// When the next attempt is due (pending only).
+    pub next_ms: u64,
+    pub last_attempt_ms: Option<u64>,
+    /// HTTP status of the last attempt, if a response arrived.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed, or the platform's answer (redacted,
+    /// at most a few hundred characters).
+    pub last_error: Option<String>,
+    pub delivered_ms: Option<u64>,
+}
+
+impl Record for DeliveryRecord {
+    const VERSION: u8 = 1;
+    const KIND: &'static str = "delivery";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
