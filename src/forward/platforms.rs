@@ -1461,14 +1461,12 @@ pub fn classify(
                     };
                 }
             }
-            Kind::Meta => {
-                if v.get("events_received").and_then(Value::as_u64) == Some(0) {
-                    return Verdict::Dead {
-                        reason: reason(with_detail(format!(
-                            "Meta received 0 events (HTTP {status})"
-                        ))),
-                    };
-                }
+            Kind::Meta if v.get("events_received").and_then(Value::as_u64) == Some(0) => {
+                return Verdict::Dead {
+                    reason: reason(with_detail(format!(
+                        "Meta received 0 events (HTTP {status})"
+                    ))),
+                };
             }
             _ => {}
         }
