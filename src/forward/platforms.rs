@@ -65,7 +65,9 @@
 //!   (developers.google.com/analytics/devguides/collection/protocol/ga4/sending-events);
 //!   event names start with a letter, use letters, digits and underscores,
 //!   at most 40 characters, reserved names and prefixes
-//!   (support.google.com/analytics/answer/13316687, …/9267744).
+//!   (support.google.com/analytics/answer/13316687, …/9267744); `purchase`
+//!   and `generate_lead` are recommended events taking `value` and
+//!   `currency` (support.google.com/analytics/answer/9267735).
 //! - TikTok: `POST https://business-api.tiktok.com/open_api/v1.3/event/track/`,
 //!   `Access-Token` header, `event_source`, `event_source_id`, `data[]` with
 //!   `event`, `event_id`, `event_time` (Unix seconds), `user.ttclid`,
@@ -77,8 +79,10 @@
 //!   (ads.tiktok.com/help/article/how-to-adopt-tiktoks-updated-standard-events).
 //!
 //! Not confirmed (best knowledge, kept explicit so it is easy to change):
-//! - Meta: `access_token` accepted in a JSON body (Graph API accepts POST
-//!   parameters as JSON; the docs show it in the query string);
+//! - Meta: `access_token` inside a JSON body (the docs' curl example sends
+//!   `data` and `access_token` as form fields of the POST body, and the
+//!   Graph API reads POST parameters from a JSON body too, but no page found
+//!   shows exactly this form);
 //!   `action_source` `website` for a conversion with a stored click (the
 //!   docs also want `event_source_url` for website events, which postbacks
 //!   do not carry) and `other` without one; 4xx errors with
@@ -357,6 +361,18 @@ pub fn validate_config(kind: Kind, config: &Value) -> Result<(), String> {
         }
     }
     let get = |f: &str| obj.get(f).and_then(Value::as_str).map(str::trim);
+    // Values sent as HTTP header values must be visible ASCII.
+    for (k, f) in [
+        (Kind::TikTok, "access_token"),
+        (Kind::GoogleAds, "developer_token"),
+    ] {
+        if k == kind && get(f).is_some_and(|v| !v.bytes().all(|b| b.is_ascii_graphic())) {
+            return Err(format!(
+                "config.{f} must be printable ASCII without spaces (it is sent as an HTTP header): {}",
+                hint(kind, f)
+            ));
+        }
+    }
     match kind {
         Kind::Meta => {
             if let Some(p) = get("pixel_id")
@@ -1404,8 +1420,9 @@ pub enum Verdict {
 /// seconds or an HTTP-date relative to `now_ms`); 3xx (redirects are not
 /// followed) and other 4xx → `Dead` with the platform's error text. Some
 /// platform errors are retried whatever their status: Meta transient
-/// errors, Google Ads 401 (expired access token: the caller must drop its
-/// cached token). Reasons are at most [`MAX_REASON_CHARS`] characters and
+/// errors, Google Ads 401 with a `google.rpc.Status` body (expired access
+/// token: the caller must drop its cached token; the OAuth token endpoint's
+/// own 401 `invalid_client` stays dead). Reasons are at most [`MAX_REASON_CHARS`] characters and
 /// never contain any of `secrets` (nor `access_token=…`/`Bearer …` values).
 pub fn classify(
     kind: Kind,
@@ -1496,7 +1513,16 @@ pub fn classify(
     if (400..500).contains(&status) {
         let transient = match kind {
             Kind::Meta => json.as_ref().is_some_and(meta_transient),
-            Kind::GoogleAds => status == 401,
+            // An expired access token (`google.rpc.Status` body). The OAuth
+            // token endpoint's own 401 (`{"error": "invalid_client"}`) is
+            // permanent.
+            Kind::GoogleAds => {
+                status == 401
+                    && !json
+                        .as_ref()
+                        .and_then(|v| v.get("error"))
+                        .is_some_and(Value::is_string)
+            }
             _ => false,
         };
         let text = reason(with_detail(format!("{label} answered HTTP {status}")));
@@ -2412,6 +2438,11 @@ mod tests {
             json!({"pixel_code": "C1", "access_token": "a\nb"}),
         );
         assert!(e.contains("control characters"), "{e}");
+        let e = err(
+            Kind::TikTok,
+            json!({"pixel_code": "C1", "access_token": "tök en"}),
+        );
+        assert!(e.contains("HTTP header"), "{e}");
         // Messages never echo values.
         let e = err(
             Kind::Meta,
@@ -2607,6 +2638,23 @@ mod tests {
                 after: None,
                 reason: s(
                     "Google Ads answered HTTP 401: UNAUTHENTICATED: Request had invalid authentication credentials."
+                )
+            }
+        );
+        // The OAuth token endpoint's errors are permanent.
+        let v = classify(
+            Kind::GoogleAds,
+            401,
+            &none,
+            br#"{"error":"invalid_client","error_description":"The OAuth client was not found."}"#,
+            NOW_MS,
+            &[],
+        );
+        assert_eq!(
+            v,
+            Verdict::Dead {
+                reason: s(
+                    "Google Ads answered HTTP 401: invalid_client: The OAuth client was not found."
                 )
             }
         );
