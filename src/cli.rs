@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (embedded defaults: ./postbackd-data, 127.0.0.1:8080).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage postback sources (affiliate network accounts).
     #[command(subcommand)]
     Source(SourceCmd),
@@ -100,6 +100,15 @@ pub struct ServeArgs {
     /// Serve the admin API only on this address (e.g. 127.0.0.1:8081).
     #[arg(long, env = "POSTBACKD_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
+    /// Allow destinations on private, loopback and link-local addresses.
+    #[arg(long, env = "POSTBACKD_ALLOW_PRIVATE_DESTINATIONS")]
+    pub allow_private_destinations: Option<bool>,
+    /// First delivery retry delay in ms (doubles per attempt, with jitter).
+    #[arg(long, env = "POSTBACKD_FORWARD_RETRY_BASE_MS")]
+    pub forward_retry_base_ms: Option<u64>,
+    /// Longest delay between delivery attempts, seconds.
+    #[arg(long, env = "POSTBACKD_FORWARD_RETRY_CAP_SECS")]
+    pub forward_retry_cap_secs: Option<u64>,
 }
 
 /// How management commands reach the server.
@@ -178,7 +187,7 @@ pub enum LinkCmd {
 /// Run a parsed command; the returned error is printed by `main`.
 pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Source(SourceCmd::Add {
             name,
             preset,
@@ -444,6 +453,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         tls_key: args.tls_key,
         http_redirect_listen: args.http_redirect_listen,
         admin_listen: args.admin_listen,
+        allow_private_destinations: args.allow_private_destinations,
+        forward_retry_base_ms: args.forward_retry_base_ms,
+        forward_retry_cap_secs: args.forward_retry_cap_secs,
     };
     let cfg = config::load(args.config.as_deref(), over).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)

@@ -50,6 +50,11 @@ pub struct Config {
     /// Serve the admin API on this address only (e.g. loopback), not on
     /// `listen`.
     pub admin_listen: Option<SocketAddr>,
+    /// Allow webhook / postback / base_url destinations on private,
+    /// loopback and link-local addresses (SSRF guard off).
+    pub allow_private_destinations: bool,
+    /// Delivery retry and concurrency settings.
+    pub forward: crate::forward::worker::Settings,
 }
 
 impl Config {
@@ -71,6 +76,8 @@ impl Config {
             tls_key: None,
             http_redirect_listen: None,
             admin_listen: None,
+            allow_private_destinations: false,
+            forward: crate::forward::worker::Settings::default(),
         }
     }
 
@@ -109,6 +116,9 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub http_redirect_listen: Option<String>,
     pub admin_listen: Option<String>,
+    pub allow_private_destinations: Option<bool>,
+    pub forward_retry_base_ms: Option<u64>,
+    pub forward_retry_cap_secs: Option<u64>,
 }
 
 /// Values from env or flags (clap fills these; `None` = not given).
@@ -130,6 +140,9 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     pub http_redirect_listen: Option<String>,
     pub admin_listen: Option<String>,
+    pub allow_private_destinations: Option<bool>,
+    pub forward_retry_base_ms: Option<u64>,
+    pub forward_retry_cap_secs: Option<u64>,
 }
 
 /// A setting that cannot be used, with the fix.
@@ -256,6 +269,28 @@ pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError>
     }
     if let Some(a) = over.admin_listen.or(fc.admin_listen) {
         c.admin_listen = Some(addr("admin_listen", a)?);
+    }
+    if let Some(b) = over
+        .allow_private_destinations
+        .or(fc.allow_private_destinations)
+    {
+        c.allow_private_destinations = b;
+    }
+    if let Some(ms) = over.forward_retry_base_ms.or(fc.forward_retry_base_ms) {
+        if ms == 0 {
+            return Err(ConfigError(
+                "forward_retry_base_ms must be at least 1".into(),
+            ));
+        }
+        c.forward.backoff_base = Duration::from_millis(ms);
+    }
+    if let Some(secs) = over.forward_retry_cap_secs.or(fc.forward_retry_cap_secs) {
+        if secs == 0 {
+            return Err(ConfigError(
+                "forward_retry_cap_secs must be at least 1".into(),
+            ));
+        }
+        c.forward.backoff_cap = Duration::from_secs(secs);
     }
     Ok(c)
 }

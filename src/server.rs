@@ -19,6 +19,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, Surface};
 use crate::config::{self, Config, TokenOrigin};
+use crate::forward::http::Outbound;
+use crate::forward::worker::{Forwarder, system_clock};
 use crate::query::Limits;
 use crate::ratelimit::RateLimits;
 use crate::store::{OpenError, Store};
@@ -32,7 +34,9 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 /// Everything a request handler needs.
 pub struct App {
     pub config: Config,
-    pub store: Store,
+    pub store: Arc<Store>,
+    /// Drains the outbox (started by [`run`]).
+    pub forwarder: Arc<Forwarder>,
     /// Never logged; compared in constant time.
     admin_token: String,
     /// Bounds for parsing postback parameters.
@@ -97,17 +101,26 @@ impl App {
                 ));
             }
         };
-        let store = match fault {
-            None => Store::open(&config.db_path()),
-            Some(f) => Store::open_with_fault(&config.db_path(), f),
-        }
-        .map_err(StartError::Open)?;
+        let store = Arc::new(
+            match fault {
+                None => Store::open(&config.db_path()),
+                Some(f) => Store::open_with_fault(&config.db_path(), f),
+            }
+            .map_err(StartError::Open)?,
+        );
+        let forwarder = Forwarder::new(
+            store.clone(),
+            Arc::new(Outbound::new(config.allow_private_destinations)),
+            system_clock(),
+            config.forward,
+        );
         Ok((
             App {
                 tls,
                 rate: RateLimits::new(config.rate),
                 config,
                 store,
+                forwarder,
                 admin_token,
                 limits: Limits::default(),
             },
@@ -217,8 +230,15 @@ pub async fn run(
     }
     drop(serving);
     let maintenance = tokio::spawn(maintenance(app.clone()));
+    let forwarding = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(app.forwarder.clone().run(async move {
+            let _ = stop.changed().await;
+        }))
+    };
     shutdown.await;
     let _ = stop_tx.send(true);
+    let _ = forwarding.await;
     for l in loops {
         let _ = l.await;
     }

@@ -12,6 +12,10 @@ mod cli;
 mod click;
 /// Stop and start on the same data dir; kill -9 mid-stream.
 mod durability;
+/// Forwarding: every destination type, retries, dead + replay, outage, kill -9.
+mod forward;
+/// A loopback HTTP server standing in for an ad platform.
+mod mock;
 /// `/p/{key}`: every contract row, dedup, events log, replay.
 mod postback;
 /// Each network preset with a realistic postback of that network.

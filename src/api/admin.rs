@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::{Resp, json, json_response, truncate};
+use super::{Resp, destinations, json, json_response, truncate};
 use crate::ingest::{self, ReplayError};
 use crate::postback::{self, Status};
 use crate::presets::{self, MacroSyntax};
@@ -65,6 +65,18 @@ pub async fn handle(app: &App, req: Request<Incoming>, path: &str) -> Result<Res
         (&Method::POST, ["events", id, "replay"]) => replay_event(app, id).await,
         (&Method::GET, ["presets"]) => Ok(list_presets()),
         (&Method::GET, ["stats"]) => stats(app).await,
+        (&Method::GET, ["destinations"]) => Ok(destinations::list(app)),
+        (&Method::POST, ["destinations"]) => destinations::create(app, body(req).await?).await,
+        (&Method::GET, ["destinations", id]) => destinations::get(app, parse_dest_id(id)?),
+        (&Method::PATCH, ["destinations", id]) => {
+            destinations::update(app, parse_dest_id(id)?, body(req).await?).await
+        }
+        (&Method::DELETE, ["destinations", id]) => {
+            destinations::delete(app, parse_dest_id(id)?).await
+        }
+        (&Method::GET, ["deliveries"]) => destinations::list_deliveries(app, query).await,
+        (&Method::GET, ["deliveries", id]) => destinations::get_delivery(app, id).await,
+        (&Method::POST, ["deliveries", id, "retry"]) => destinations::retry_delivery(app, id).await,
         _ => Err(ApiError::not_found(
             "not_found",
             format!(
@@ -94,7 +106,9 @@ fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
     ))
 }
 
-async fn body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, ApiError> {
+pub(super) async fn body<T: for<'de> Deserialize<'de>>(
+    req: Request<Incoming>,
+) -> Result<T, ApiError> {
     // The body is read as JSON whatever the Content-Type says: `curl -d`
     // labels JSON as a form, and refusing that helps nobody.
     let bytes = Limited::new(req.into_body(), MAX_ADMIN_BODY)
@@ -118,7 +132,16 @@ async fn body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T,
     })
 }
 
-fn parse_id(s: &str) -> Result<u64, ApiError> {
+fn parse_dest_id(s: &str) -> Result<u64, ApiError> {
+    s.parse().map_err(|_| {
+        ApiError::not_found(
+            "unknown_destination",
+            format!("no destination with id `{}`", truncate(s, 32)),
+        )
+    })
+}
+
+pub(super) fn parse_id(s: &str) -> Result<u64, ApiError> {
     s.parse().map_err(|_| {
         ApiError::not_found(
             "unknown_source",
@@ -129,16 +152,16 @@ fn parse_id(s: &str) -> Result<u64, ApiError> {
 
 /// Query-string options of list endpoints.
 #[derive(Default)]
-struct Query(BTreeMap<String, String>);
+pub(super) struct Query(BTreeMap<String, String>);
 
 impl Query {
     fn parse(q: &str) -> Query {
         Query(form_urlencoded::parse(q.as_bytes()).into_owned().collect())
     }
-    fn get(&self, k: &str) -> Option<&str> {
+    pub(super) fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
     }
-    fn limit(&self) -> Result<usize, ApiError> {
+    pub(super) fn limit(&self) -> Result<usize, ApiError> {
         match self.get("limit") {
             None => Ok(DEFAULT_LIMIT),
             Some(v) => v
@@ -165,7 +188,7 @@ impl Query {
             })
             .transpose()
     }
-    fn u64(&self, k: &str) -> Result<Option<u64>, ApiError> {
+    pub(super) fn u64(&self, k: &str) -> Result<Option<u64>, ApiError> {
         self.get(k)
             .map(|v| {
                 v.parse().map_err(|_| {
@@ -216,7 +239,7 @@ struct RateLimitIn {
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+pub(super) fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
@@ -519,7 +542,7 @@ async fn delete_source(app: &App, id: u64) -> Result<Resp, ApiError> {
     Ok(no_content())
 }
 
-fn no_content() -> Resp {
+pub(super) fn no_content() -> Resp {
     let mut r = Response::new(Default::default());
     *r.status_mut() = StatusCode::NO_CONTENT;
     r
@@ -735,7 +758,7 @@ async fn delete_link(app: &App, slug: &str) -> Result<Resp, ApiError> {
 // ---- clicks, conversions, events ---------------------------------------------
 
 /// One record by key from a string-keyed table, or a 404 with `code`.
-async fn get_record<R: records::Record + Send + 'static>(
+pub(super) async fn get_record<R: records::Record + Send + 'static>(
     app: &App,
     table: redb::TableDefinition<'static, &'static str, &'static [u8]>,
     id: &str,
@@ -774,7 +797,7 @@ async fn get_event(app: &App, id: &str) -> Result<Resp, ApiError> {
 
 /// Key range of a newest-first listing: `since` <= time < `until`, and
 /// strictly before `cursor`.
-fn range_bounds(q: &Query) -> Result<(String, Option<String>), ApiError> {
+pub(super) fn range_bounds(q: &Query) -> Result<(String, Option<String>), ApiError> {
     let lo = q.time("since")?.map(ids::lower_bound).unwrap_or_default();
     let until = q.time("until")?.map(ids::lower_bound);
     let cursor = q.get("cursor").map(str::to_string);
@@ -787,10 +810,10 @@ fn range_bounds(q: &Query) -> Result<(String, Option<String>), ApiError> {
 
 /// One page of a listing: `(key, record)` rows and the cursor of the next
 /// page, if there may be one.
-type Page<R> = (Vec<(String, R)>, Option<String>);
+pub(super) type Page<R> = (Vec<(String, R)>, Option<String>);
 
 /// Scan a time-keyed table newest first, keeping rows that pass `keep`.
-fn scan<R: records::Record, F: Fn(&R) -> bool>(
+pub(super) fn scan<R: records::Record, F: Fn(&R) -> bool>(
     rtx: &redb::ReadTransaction,
     table: redb::TableDefinition<&'static str, &'static [u8]>,
     lo: &str,
@@ -965,7 +988,13 @@ async fn stats(app: &App) -> Result<Resp, ApiError> {
 }
 
 /// `GET /metrics`: Prometheus text format (no secrets, no per-request data).
-pub fn metrics(app: &App) -> Resp {
+pub async fn metrics(app: &App) -> Resp {
+    let now = store::now_ms();
+    let (depth, oldest) = app
+        .store
+        .read(move |rtx| crate::forward::worker::queue_stats(rtx, now))
+        .await
+        .unwrap_or((0, None));
     let s = &app.store.stats;
     let cat = app.store.catalog();
     let text = format!(
@@ -1002,6 +1031,7 @@ pub fn metrics(app: &App) -> Resp {
         cat.sources.len(),
         cat.links.len(),
     );
+    let text = text + &destinations::metrics(app, depth, oldest);
     let mut r = Response::new(http_body_util::Full::new(bytes::Bytes::from(text)));
     r.headers_mut().insert(
         CONTENT_TYPE,

@@ -3,6 +3,7 @@
 //! small and fully buffered).
 
 pub mod admin;
+pub mod destinations;
 pub mod error;
 pub mod json;
 pub mod postback;
@@ -132,7 +133,7 @@ pub async fn handle(
             &serde_json::json!({"status": "ok"}),
         ))
     } else if path == "/metrics" {
-        Ok(admin::metrics(&app))
+        Ok(admin::metrics(&app).await)
     } else {
         Err(ApiError::not_found(
             "not_found",

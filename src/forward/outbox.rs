@@ -32,7 +32,10 @@ pub fn outbox_key(next_ms: u64, delivery_id: &str) -> Vec<u8> {
 /// Split a due-index key.
 pub fn parse_outbox_key(k: &[u8]) -> Option<(u64, &str)> {
     let (t, id) = k.split_at_checked(8)?;
-    Some((u64::from_be_bytes(t.try_into().ok()?), std::str::from_utf8(id).ok()?))
+    Some((
+        u64::from_be_bytes(t.try_into().ok()?),
+        std::str::from_utf8(id).ok()?,
+    ))
 }
 
 /// Queue deliveries of a conversion that was just created or changed status.
@@ -80,7 +83,8 @@ pub fn enqueue(
 
 fn put_pending(ctx: &mut WriteCtx<'_>, id: &str, d: &DeliveryRecord) -> Result<(), StoreError> {
     ctx.deliveries.insert(id, records::encode(d).as_slice())?;
-    ctx.outbox.insert(outbox_key(d.next_ms, id).as_slice(), ())?;
+    ctx.outbox
+        .insert(outbox_key(d.next_ms, id).as_slice(), ())?;
     ctx.pending.insert(id, ())?;
     ctx.wake_forwarder = true;
     Ok(())
@@ -89,10 +93,20 @@ fn put_pending(ctx: &mut WriteCtx<'_>, id: &str, d: &DeliveryRecord) -> Result<(
 /// What an attempt came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AttemptResult {
-    Delivered { status: u16, note: Option<String> },
+    Delivered {
+        status: u16,
+        note: Option<String>,
+    },
     /// Try again at `next_ms`.
-    Retry { status: Option<u16>, reason: String, next_ms: u64 },
-    Dead { status: Option<u16>, reason: String },
+    Retry {
+        status: Option<u16>,
+        reason: String,
+        next_ms: u64,
+    },
+    Dead {
+        status: Option<u16>,
+        reason: String,
+    },
 }
 
 /// Write an attempt's result. Returns the updated delivery, or `None` when
@@ -111,7 +125,8 @@ pub fn record_attempt(
     if d.state != PENDING || d.next_ms != scheduled_ms {
         return Ok(None);
     }
-    ctx.outbox.remove(outbox_key(d.next_ms, delivery_id).as_slice())?;
+    ctx.outbox
+        .remove(outbox_key(d.next_ms, delivery_id).as_slice())?;
     d.attempts += 1;
     d.last_attempt_ms = Some(now_ms);
     match result {
@@ -122,11 +137,16 @@ pub fn record_attempt(
             d.delivered_ms = Some(now_ms);
             ctx.pending.remove(delivery_id)?;
         }
-        AttemptResult::Retry { status, reason, next_ms } => {
+        AttemptResult::Retry {
+            status,
+            reason,
+            next_ms,
+        } => {
             d.last_status = status;
             d.last_error = Some(reason);
             d.next_ms = next_ms;
-            ctx.outbox.insert(outbox_key(next_ms, delivery_id).as_slice(), ())?;
+            ctx.outbox
+                .insert(outbox_key(next_ms, delivery_id).as_slice(), ())?;
             ctx.wake_forwarder = true;
         }
         AttemptResult::Dead { status, reason } => {
@@ -142,12 +162,17 @@ pub fn record_attempt(
 }
 
 /// Queue a dead (or delivered) delivery again, due now.
-pub fn retry(ctx: &mut WriteCtx<'_>, delivery_id: &str, now_ms: u64) -> Result<Option<DeliveryRecord>, StoreError> {
+pub fn retry(
+    ctx: &mut WriteCtx<'_>,
+    delivery_id: &str,
+    now_ms: u64,
+) -> Result<Option<DeliveryRecord>, StoreError> {
     let Some(mut d) = load(ctx, delivery_id)? else {
         return Ok(None);
     };
     if d.state == PENDING {
-        ctx.outbox.remove(outbox_key(d.next_ms, delivery_id).as_slice())?;
+        ctx.outbox
+            .remove(outbox_key(d.next_ms, delivery_id).as_slice())?;
     }
     d.state = PENDING.into();
     d.next_ms = now_ms;

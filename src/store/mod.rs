@@ -326,7 +326,12 @@ impl Store {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let forwarder_wake = Arc::new(Notify::new());
         let writer = {
-            let (db, cell, stats, wake) = (db.clone(), cell.clone(), stats.clone(), forwarder_wake.clone());
+            let (db, cell, stats, wake) = (
+                db.clone(),
+                cell.clone(),
+                stats.clone(),
+                forwarder_wake.clone(),
+            );
             std::thread::Builder::new()
                 .name("postbackd-writer".into())
                 .spawn(move || writer_loop(&db, rx, &cell, &stats, &wake))
