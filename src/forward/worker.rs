@@ -293,9 +293,14 @@ impl Forwarder {
         let Some(kind) = Kind::parse(&dest.rec.kind) else {
             return dead(None, "unknown destination type");
         };
-        let deadline = conv
-            .created_ms
-            .saturating_add(kind.max_age().as_millis() as u64);
+        // Ad platforms refuse events older than their window, counted from
+        // the conversion; a webhook or postback about a status change (a
+        // chargeback weeks later) is as fresh as the change itself.
+        let since = match kind {
+            Kind::Webhook | Kind::Postback => l.delivery.created_ms,
+            _ => conv.created_ms,
+        };
+        let deadline = since.saturating_add(kind.max_age().as_millis() as u64);
         if now > deadline {
             return dead(
                 None,
