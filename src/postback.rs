@@ -547,8 +547,36 @@ fn missing_click_id(mapping: &Mapping) -> Rejection {
 }
 
 /// Is `value` a macro the network left unreplaced? Returns it if so.
+///
+/// A macro that arrives still percent-encoded after the one decoding every
+/// parameter gets (`%7Bclickid%7D`: the network, or a copy-paste of an
+/// encoded URL, encoded the template twice) is one too: such a value can
+/// never be a click ID or a transaction ID, and calling it unmatched would
+/// hide the fix.
 pub fn literal_macro(value: &str) -> Option<&str> {
     let v = value.trim();
+    if is_macro(v) {
+        return Some(v);
+    }
+    // Up to two more decodings (`%257B` is `{` encoded three times).
+    let mut decoded = std::borrow::Cow::Borrowed(v);
+    for _ in 0..2 {
+        if !decoded.contains('%') {
+            break;
+        }
+        let next = match percent_encoding::percent_decode_str(&decoded).decode_utf8() {
+            Ok(d) if d != decoded => d.into_owned(),
+            _ => break,
+        };
+        if is_macro(next.trim()) {
+            return Some(v);
+        }
+        decoded = std::borrow::Cow::Owned(next);
+    }
+    None
+}
+
+fn is_macro(v: &str) -> bool {
     let token = |inner: &str| {
         !inner.is_empty()
             && inner.len() <= 64
@@ -571,7 +599,7 @@ pub fn literal_macro(value: &str) -> Option<&str> {
         // Voluum's template placeholders, left in by copy-paste.
         || v == "REPLACE"
         || v == "OPTIONAL";
-    hit.then_some(v)
+    hit
 }
 
 /// Parse a decimal amount: digits with an optional `.` fraction; never a
@@ -742,6 +770,46 @@ mod tests {
         );
         assert_eq!(code("click_id=a&click_id=b"), "conflicting_parameters");
         assert_eq!(code("click_id=%ff"), "invalid_encoding");
+    }
+
+    /// Found by `tests/bad_input.rs`: `click_id=%257Bclickid%257D` (a
+    /// macro encoded twice) was stored as an unmatched conversion with the
+    /// click ID `%7bclickid%7d` instead of being refused as a macro.
+    #[test]
+    fn regression_percent_encoded_macro_is_a_macro() {
+        for v in [
+            "%7Bclickid%7D",
+            "%7bclickid%7d",
+            "%24%7Bsub1%7D",
+            "%23s2%23",
+            "%5Bsubid%5D",
+            "%25x%25",
+            "%2D%2DCLICK-ID%2D%2D",
+            "%257Bclickid%257D",
+            " %7Bclickid%7D ",
+        ] {
+            assert_eq!(literal_macro(v), Some(v.trim()), "{v}");
+        }
+        // Encoded once on the wire, twice in the template: refused.
+        assert_eq!(code("click_id=%257Bclickid%257D"), "unsubstituted_macro");
+        assert_eq!(
+            code("click_id=a&transaction_id=%2523leadid%2523"),
+            "unsubstituted_macro"
+        );
+        // Percent signs that do not hide a macro are values.
+        for v in [
+            "%41bc",
+            "100%",
+            "%",
+            "%zz",
+            "%7B%7D",
+            "%7Bx%7Dy",
+            "%ff%7Bx%7D",
+        ] {
+            assert_eq!(literal_macro(v), None, "{v}");
+        }
+        let f = check("click_id=%2541bc", &mapping()).unwrap();
+        assert_eq!(f.click_id, "%41bc", "decoded exactly once, never guessed");
     }
 
     #[test]
