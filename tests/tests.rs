@@ -14,6 +14,8 @@ mod click;
 mod durability;
 /// Forwarding: every destination type, retries, dead + replay, outage, kill -9.
 mod forward;
+/// Forwarding backoff and expiry under paused time (scripted transport).
+mod forward_timing;
 /// A loopback HTTP server standing in for an ad platform.
 mod mock;
 /// `/p/{key}`: every contract row, dedup, events log, replay.

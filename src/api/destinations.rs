@@ -356,6 +356,13 @@ fn delivery_view(id: &str, d: &DeliveryRecord) -> Value {
         "last_status": d.last_status,
         "last_error": d.last_error,
         "delivered_at": d.delivered_ms.map(json::time),
+        "log": d.log.iter().map(|a| json!({
+            "at": json::time(a.at_ms),
+            "outcome": a.outcome,
+            "status": a.status,
+            "next_attempt_at": a.next_ms.map(json::time),
+            "note": a.note,
+        })).collect::<Vec<_>>(),
     })
 }
 

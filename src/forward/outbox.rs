@@ -10,7 +10,7 @@
 use redb::ReadableTable;
 
 use crate::ids;
-use crate::store::records::{self, ConversionRecord, DeliveryRecord};
+use crate::store::records::{self, AttemptLog, ConversionRecord, DELIVERY_LOG_LEN, DeliveryRecord};
 use crate::store::{StoreError, WriteCtx};
 
 /// Destination types that get one delivery per conversion (they dedupe on
@@ -75,6 +75,7 @@ pub fn enqueue(
             last_status: None,
             last_error: None,
             delivered_ms: None,
+            log: Vec::new(),
         };
         put_pending(ctx, &id, &d)?;
     }
@@ -129,6 +130,26 @@ pub fn record_attempt(
         .remove(outbox_key(d.next_ms, delivery_id).as_slice())?;
     d.attempts += 1;
     d.last_attempt_ms = Some(now_ms);
+    let (outcome, status, next, note) = match &result {
+        AttemptResult::Delivered { status, note } => (DELIVERED, Some(*status), None, note.clone()),
+        AttemptResult::Retry {
+            status,
+            reason,
+            next_ms,
+        } => ("retry", *status, Some(*next_ms), Some(reason.clone())),
+        AttemptResult::Dead { status, reason } => (DEAD, *status, None, Some(reason.clone())),
+    };
+    d.log.push(AttemptLog {
+        at_ms: now_ms,
+        outcome: outcome.to_string(),
+        status,
+        next_ms: next,
+        note,
+    });
+    if d.log.len() > DELIVERY_LOG_LEN {
+        let excess = d.log.len() - DELIVERY_LOG_LEN;
+        d.log.drain(..excess);
+    }
     match result {
         AttemptResult::Delivered { status, note } => {
             d.state = DELIVERED.into();

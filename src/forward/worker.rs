@@ -109,8 +109,10 @@ pub struct Forwarder {
 
 /// Deliveries read per scan of the due index.
 const SCAN: usize = 256;
-/// Longest sleep between scans when nothing is due.
+/// Sleep between scans when nothing is queued.
 const IDLE: Duration = Duration::from_secs(30);
+/// Longest sleep even when the next due time is known.
+const MAX_SLEEP: Duration = Duration::from_secs(3600);
 
 struct Loaded {
     delivery: DeliveryRecord,
@@ -189,10 +191,12 @@ impl Forwarder {
                     });
                 }
             }
+            // Sleep until the next due attempt (or a write wakes us); with
+            // nothing queued, rescan now and then anyway.
             let wait = next
                 .map(|at| Duration::from_millis(at.saturating_sub(now)))
                 .unwrap_or(IDLE)
-                .min(IDLE);
+                .min(MAX_SLEEP);
             tokio::select! {
                 () = self.store.forwarder_wake.notified() => {}
                 () = self.slot_free.notified() => {}
@@ -257,14 +261,17 @@ impl Forwarder {
         let Ok(_slot) = sem.acquire_owned().await else {
             return;
         };
-        let result = self.try_deliver(&loaded, id).await;
+        // The decision time: the log's `at` and the base of the next
+        // attempt's delay are the same instant.
+        let decided = (self.clock)();
+        let result = self.try_deliver(&loaded, id, decided).await;
         let counters = self.counters_for(dest_id);
         match &result {
             AttemptResult::Delivered { .. } => counters.delivered.fetch_add(1, Ordering::Relaxed),
             AttemptResult::Retry { .. } => counters.retried.fetch_add(1, Ordering::Relaxed),
             AttemptResult::Dead { .. } => counters.dead.fetch_add(1, Ordering::Relaxed),
         };
-        let now = (self.clock)();
+        let now = decided;
         let key = id.to_string();
         if let Err(e) = self
             .store
@@ -277,8 +284,7 @@ impl Forwarder {
         }
     }
 
-    async fn try_deliver(&self, l: &Loaded, id: &str) -> AttemptResult {
-        let now = (self.clock)();
+    async fn try_deliver(&self, l: &Loaded, id: &str, now: u64) -> AttemptResult {
         let catalog = self.store.catalog();
         let Some(dest) = catalog
             .destinations

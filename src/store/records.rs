@@ -238,6 +238,27 @@ pub struct DeliveryRecord {
     /// at most a few hundred characters).
     pub last_error: Option<String>,
     pub delivered_ms: Option<u64>,
+    /// The most recent attempts, oldest first (at most
+    /// [`DELIVERY_LOG_LEN`]).
+    #[serde(default)]
+    pub log: Vec<AttemptLog>,
+}
+
+/// Attempts kept in a delivery's log.
+pub const DELIVERY_LOG_LEN: usize = 20;
+
+/// One attempt of a delivery.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AttemptLog {
+    /// When the attempt was decided (ms).
+    pub at_ms: u64,
+    /// `delivered`, `retry` or `dead`.
+    pub outcome: String,
+    pub status: Option<u16>,
+    /// When the next attempt was scheduled, for `retry`.
+    pub next_ms: Option<u64>,
+    /// The redacted error or platform answer.
+    pub note: Option<String>,
 }
 
 impl Record for DeliveryRecord {
