@@ -34,6 +34,12 @@ pub enum Command {
     /// Manage tracking links.
     #[command(subcommand)]
     Link(LinkCmd),
+    /// Manage forwarding destinations (Meta, Google Ads, GA4, TikTok, webhooks, postbacks).
+    #[command(subcommand)]
+    Destination(DestinationCmd),
+    /// Inspect and replay deliveries to destinations.
+    #[command(subcommand)]
+    Delivery(DeliveryCmd),
     /// Click a link of SOURCE through the running server, fire a postback
     /// for that click and print a green/red verdict.
     TestPostback {
@@ -184,6 +190,60 @@ pub enum LinkCmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum DestinationCmd {
+    /// Create a destination. CONFIG is the type's JSON settings, e.g.
+    /// '{"pixel_id":"123","access_token":"EAAB..."}' for meta.
+    Add {
+        name: String,
+        /// meta, google_ads, ga4, tiktok, webhook or postback.
+        #[arg(long = "type")]
+        kind: String,
+        #[arg(long)]
+        config: String,
+        /// Replaces the platform endpoint's origin (proxies).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Statuses to forward (repeatable; default approved).
+        #[arg(long = "status")]
+        statuses: Vec<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List destinations with their delivery counters.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeliveryCmd {
+    /// List deliveries, newest first.
+    List {
+        /// pending, delivered or dead.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        destination: Option<u64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Queue a delivery again (after fixing the destination's config).
+    Retry {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Queue every dead delivery (of one destination) again.
+    RetryDead {
+        #[arg(long)]
+        destination: Option<u64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
 /// Run a parsed command; the returned error is printed by `main`.
 pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
@@ -262,6 +322,133 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     l["destination"].as_str().unwrap_or("")
                 );
             }
+            Ok(())
+        }
+        Command::Destination(DestinationCmd::Add {
+            name,
+            kind,
+            config,
+            base_url,
+            statuses,
+            remote,
+        }) => {
+            let config: Value =
+                serde_json::from_str(&config).map_err(|e| format!("--config is not JSON: {e}"))?;
+            let mut body = json!({"name": name, "type": kind, "config": config});
+            if let Some(b) = base_url {
+                body["base_url"] = json!(b);
+            }
+            if !statuses.is_empty() {
+                body["filter"] = json!({"statuses": statuses});
+            }
+            let d = admin(&remote, Method::POST, "/api/v1/destinations", Some(&body)).await?;
+            println!(
+                "destination {} created: {} ({})",
+                d["id"],
+                d["name"].as_str().unwrap_or(""),
+                d["type"].as_str().unwrap_or("")
+            );
+            Ok(())
+        }
+        Command::Destination(DestinationCmd::List { remote }) => {
+            let v = admin(&remote, Method::GET, "/api/v1/destinations", None).await?;
+            for d in v["items"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\tdelivered={} retried={} dead={}",
+                    d["id"],
+                    d["type"].as_str().unwrap_or(""),
+                    d["name"].as_str().unwrap_or(""),
+                    d["counters"]["delivered"],
+                    d["counters"]["retried"],
+                    d["counters"]["dead"]
+                );
+            }
+            Ok(())
+        }
+        Command::Delivery(DeliveryCmd::List {
+            state,
+            destination,
+            remote,
+        }) => {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            if let Some(s) = &state {
+                q.append_pair("state", s);
+            }
+            if let Some(d) = destination {
+                q.append_pair("destination", &d.to_string());
+            }
+            let v = admin(
+                &remote,
+                Method::GET,
+                &format!("/api/v1/deliveries?limit=500&{}", q.finish()),
+                None,
+            )
+            .await?;
+            for d in v["items"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\tdest={}\tconv={}\tattempts={}\t{}",
+                    d["id"].as_str().unwrap_or(""),
+                    d["state"].as_str().unwrap_or(""),
+                    d["destination"],
+                    d["conversion_id"].as_str().unwrap_or(""),
+                    d["attempts"],
+                    d["last_error"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        Command::Delivery(DeliveryCmd::Retry { id, remote }) => {
+            let d = admin(
+                &remote,
+                Method::POST,
+                &format!("/api/v1/deliveries/{id}/retry"),
+                None,
+            )
+            .await?;
+            println!(
+                "delivery {} queued ({})",
+                id,
+                d["state"].as_str().unwrap_or("")
+            );
+            Ok(())
+        }
+        Command::Delivery(DeliveryCmd::RetryDead {
+            destination,
+            remote,
+        }) => {
+            let filter = destination
+                .map(|d| format!("&destination={d}"))
+                .unwrap_or_default();
+            // Collect first: a retried delivery that fails again must not be
+            // picked up twice by this run.
+            let mut ids = Vec::new();
+            let mut cursor = String::new();
+            loop {
+                let v = admin(
+                    &remote,
+                    Method::GET,
+                    &format!("/api/v1/deliveries?state=dead&limit=500{filter}{cursor}"),
+                    None,
+                )
+                .await?;
+                for d in v["items"].as_array().into_iter().flatten() {
+                    ids.push(d["id"].as_str().unwrap_or("").to_string());
+                }
+                match v["next_cursor"].as_str() {
+                    Some(c) => cursor = format!("&cursor={c}"),
+                    None => break,
+                }
+            }
+            for id in &ids {
+                admin(
+                    &remote,
+                    Method::POST,
+                    &format!("/api/v1/deliveries/{id}/retry"),
+                    None,
+                )
+                .await?;
+            }
+            println!("{} dead deliveries queued again", ids.len());
             Ok(())
         }
         Command::TestPostback {

@@ -69,3 +69,108 @@ fn source_link_and_test_postback_against_the_running_server() {
     srv.child.kill().unwrap();
     srv.child.wait().unwrap();
 }
+
+/// Dead deliveries listed and replayed from the command line.
+#[tokio::test(flavor = "multi_thread")]
+async fn destinations_and_dead_deliveries_from_the_cli() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fixed = Arc::new(AtomicBool::new(false));
+    let f = fixed.clone();
+    let mock = crate::mock::Mock::start(Arc::new(move |_, _| {
+        if f.load(Ordering::SeqCst) {
+            (200, vec![], "{}".into())
+        } else {
+            (
+                400,
+                vec![],
+                "{\"error\":{\"message\":\"bad pixel\"}}".into(),
+            )
+        }
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = crate::durability::spawn_server_with(
+        dir.path(),
+        &[
+            "--allow-private-destinations",
+            "true",
+            "--forward-retry-base-ms",
+            "50",
+        ],
+    );
+    let base = srv.base.clone();
+    let run = move |args: Vec<String>| {
+        let base = base.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                cli(&base, &a)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (ok, out) = run(vec![
+        "destination".into(),
+        "add".into(),
+        "pixel".into(),
+        "--type".into(),
+        "meta".into(),
+        "--config".into(),
+        r#"{"pixel_id":"1","access_token":"t"}"#.into(),
+        "--base-url".into(),
+        mock.base.clone(),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    let (ok, out) = run(vec!["source".into(), "add".into(), "net".into()]).await;
+    assert!(ok, "{out}");
+    let (ok, out) = run(vec![
+        "link".into(),
+        "add".into(),
+        "https://o.example/?s={click_id}".into(),
+        "--slug".into(),
+        "l".into(),
+        "--source".into(),
+        "1".into(),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    let (ok, out) = run(vec!["test-postback".into(), "1".into()]).await;
+    assert!(ok && out.contains("GREEN"), "{out}");
+    let mut dead = String::new();
+    for _ in 0..100 {
+        let (_, out) = run(vec![
+            "delivery".into(),
+            "list".into(),
+            "--state".into(),
+            "dead".into(),
+        ])
+        .await;
+        if out.contains("bad pixel") {
+            dead = out;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(dead.contains("dead"), "the 400 made the delivery dead");
+    fixed.store(true, Ordering::SeqCst);
+    let (ok, out) = run(vec!["delivery".into(), "retry-dead".into()]).await;
+    assert!(
+        ok && out.contains("1 dead deliveries queued again"),
+        "{out}"
+    );
+    let mut delivered = false;
+    for _ in 0..100 {
+        let (_, out) = run(vec!["destination".into(), "list".into()]).await;
+        if out.contains("delivered=1") {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(delivered);
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+}
