@@ -18,13 +18,15 @@ use postbackd::store::records::{self, DestinationRecord, SourceRecord};
 use postbackd::store::{self, DELIVERIES};
 use redb::ReadableTable;
 
+/// The answer to the n-th request.
+type Script =
+    Box<dyn Fn(usize) -> Result<(u16, Vec<(&'static str, &'static str)>), SendError> + Send + Sync>;
+
 /// Answers from a script and records when (by the worker's clock) each
 /// request arrived.
 struct Scripted {
     clock: Clock,
-    answers: Box<
-        dyn Fn(usize) -> Result<(u16, Vec<(&'static str, &'static str)>), SendError> + Send + Sync,
-    >,
+    answers: Script,
     seen: Mutex<Vec<u64>>,
 }
 
