@@ -589,7 +589,7 @@ fn is_macro(v: &str) -> bool {
             .and_then(|r| r.strip_suffix(close))
             .is_some_and(token)
     };
-    let hit = wrapped("${", "}")
+    wrapped("${", "}")
         || wrapped("{{", "}}")
         || wrapped("{", "}")
         || wrapped("#", "#")
@@ -598,8 +598,7 @@ fn is_macro(v: &str) -> bool {
         || wrapped("--", "--")
         // Voluum's template placeholders, left in by copy-paste.
         || v == "REPLACE"
-        || v == "OPTIONAL";
-    hit
+        || v == "OPTIONAL"
 }
 
 /// Parse a decimal amount: digits with an optional `.` fraction; never a
