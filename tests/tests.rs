@@ -6,6 +6,8 @@ mod util;
 
 /// Admin API: auth, CRUD, filters, pagination.
 mod admin;
+/// 200+ malformed requests over HTTP: each its documented JSON 4xx, never a 5xx.
+mod bad_input;
 /// The binary's command line: serve banner, source/link add, test-postback.
 mod cli;
 /// `GET|HEAD /c/{slug}`: redirects, recorded fields, no open redirect.
@@ -22,6 +24,8 @@ mod mock;
 mod postback;
 /// Each network preset with a realistic postback of that network.
 mod presets;
+/// proptest properties of the pure parsers (the fuzz targets' invariants).
+mod properties;
 /// A run that used every secret leaks none to logs, events, metrics or errors.
 mod secrets;
 /// Signed postbacks, replays, IP allowlists, rate limits, slow clients.
