@@ -71,7 +71,7 @@ impl Config {
             stored_body_bytes: 64 * 1024,
             rate: RateConfig::default(),
             header_read_timeout: Duration::from_secs(10),
-            max_connections: 4096,
+            max_connections: 1024,
             tls_cert: None,
             tls_key: None,
             http_redirect_listen: None,

@@ -28,6 +28,9 @@ use crate::tls::CertStore;
 
 /// How long in-flight requests get to finish after shutdown starts.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// hyper's read buffer cap (bytes of request head) and header count.
+pub const HYPER_MAX_HEAD: usize = 256 * 1024;
+pub const HYPER_MAX_HEADERS: usize = 256;
 /// How often rate-limiter state is pruned and old signatures forgotten.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 
@@ -170,16 +173,19 @@ pub async fn run(
         // Also the keep-alive idle timeout: hyper starts it whenever it
         // waits for the next request's head.
         .header_read_timeout(app.config.header_read_timeout)
-        // Bounds per-connection memory; requests whose head does not fit
-        // get hyper's own 431. Smaller excesses get our JSON 414/431.
-        .max_buf_size(64 * 1024)
-        .max_headers(api::MAX_HEADERS * 2)
+        // Our JSON 414/431 answers need the head to reach the handler, so
+        // hyper's own limits sit well above ours (8 KiB URL, 64 headers /
+        // 16 KiB). Past these (256 KiB of head, 256 headers) hyper answers a
+        // bare 431 and closes. The buffer only grows as a request needs it;
+        // the worst case is bounded by max_connections.
+        .max_buf_size(HYPER_MAX_HEAD)
+        .max_headers(HYPER_MAX_HEADERS)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(100)
-        .max_header_list_size(api::MAX_HEADER_BYTES as u32 * 2)
+        .max_header_list_size(HYPER_MAX_HEAD as u32)
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
     let tls = match &app.tls {

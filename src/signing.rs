@@ -59,7 +59,7 @@ impl SigError {
             } => format!(
                 "the signature timestamp {ts} is {}s away from the server's clock ({now}); the \
                  tolerance is {tolerance_s}s: sign with the current time and check the sender's clock",
-                (now - ts).abs()
+                now.abs_diff(*ts)
             ),
         }
     }
