@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use hyper::Method;
+use postbackd::client::HttpClient;
 use postbackd::ratelimit::RateConfig;
 use postbackd::signing;
 use serde_json::{Value, json};
@@ -1259,8 +1260,17 @@ async fn malformed_requests_get_their_documented_json_errors() {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let r = match s
-            .client
+        // A body over the limit is left unread and the connection closed;
+        // a fresh client keeps that connection out of the shared pool (see
+        // `too_large_with_an_unread_body_closes_the_connection`).
+        let fresh;
+        let client = if row.body.len() > 64 * 1024 {
+            fresh = HttpClient::new();
+            &fresh
+        } else {
+            &s.client
+        };
+        let r = match client
             .send(
                 row.method.clone(),
                 &format!("{}{}", s.base, row.path),
@@ -1555,4 +1565,45 @@ async fn signed_postback_with_extreme_timestamp_is_stale() {
             text(&r)
         );
     }
+}
+
+/// BUG (src/api/postback.rs): a body over `max_body_bytes` is answered
+/// `413 too_large` without being read to the end, and the connection is
+/// then closed, but the response does not say `Connection: close`. A
+/// keep-alive client (every HTTP library's default) puts the connection
+/// back in its pool and its next request fails with a reset. Expected: the
+/// 413 carries `Connection: close` (or the rest of the body is drained).
+#[tokio::test(flavor = "multi_thread")]
+async fn too_large_with_an_unread_body_closes_the_connection() {
+    let (s, ctx, _) = setup().await;
+    let body = vec![b'a'; 1 << 20];
+    let req = [
+        format!(
+            "POST /p/{} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            ctx.key,
+            body.len()
+        )
+        .into_bytes(),
+        body,
+    ]
+    .concat();
+    let addr = s.base.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = conn.write_all(&req);
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert!(
+        head.contains("\r\nconnection: close\r\n"),
+        "a 413 that leaves the body unread must say Connection: close: {head}"
+    );
 }
