@@ -40,6 +40,24 @@ pub enum Command {
     /// Inspect and replay deliveries to destinations.
     #[command(subcommand)]
     Delivery(DeliveryCmd),
+    /// Save a consistent snapshot of the running server's database.
+    Backup {
+        /// File to write (a redb database; restore = stop the server and
+        /// put it in place of postbackd.redb).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Export data from the running server.
+    #[command(subcommand)]
+    Export(ExportCmd),
+    /// Compact the database file (offline: stop the server first).
+    Compact {
+        /// Data directory holding postbackd.redb.
+        #[arg(long, env = "POSTBACKD_DATA_DIR", default_value = "./postbackd-data")]
+        data_dir: PathBuf,
+    },
     /// Click a link of SOURCE through the running server, fire a postback
     /// for that click and print a green/red verdict.
     TestPostback {
@@ -115,6 +133,12 @@ pub struct ServeArgs {
     /// Longest delay between delivery attempts, seconds.
     #[arg(long, env = "POSTBACKD_FORWARD_RETRY_CAP_SECS")]
     pub forward_retry_cap_secs: Option<u64>,
+    /// Purge clicks older than this many days (0: keep forever).
+    #[arg(long, env = "POSTBACKD_RETENTION_CLICKS_DAYS")]
+    pub retention_clicks_days: Option<u32>,
+    /// Purge postback events older than this many days (0: keep forever).
+    #[arg(long, env = "POSTBACKD_RETENTION_EVENTS_DAYS")]
+    pub retention_events_days: Option<u32>,
 }
 
 /// How management commands reach the server.
@@ -185,6 +209,27 @@ pub enum LinkCmd {
     },
     /// List links.
     List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCmd {
+    /// Conversions, newest first, streamed to stdout page by page.
+    Conversions {
+        /// csv or ndjson.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        #[arg(long)]
+        source: Option<u64>,
+        #[arg(long)]
+        status: Option<String>,
+        /// RFC 3339 or Unix seconds.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -451,6 +496,24 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             println!("{} dead deliveries queued again", ids.len());
             Ok(())
         }
+        Command::Backup { out, remote } => backup(&remote, &out).await,
+        Command::Export(ExportCmd::Conversions {
+            format,
+            source,
+            status,
+            since,
+            until,
+            remote,
+        }) => export_conversions(&remote, &format, source, status, since, until).await,
+        Command::Compact { data_dir } => {
+            let path = data_dir.join("postbackd.redb");
+            let (before, after) =
+                tokio::task::spawn_blocking(move || crate::backup::compact(&path))
+                    .await
+                    .map_err(|e| e.to_string())??;
+            println!("compacted: {before} -> {after} bytes");
+            Ok(())
+        }
         Command::TestPostback {
             source,
             link,
@@ -516,6 +579,119 @@ async fn admin(
         ));
     }
     Ok(v)
+}
+
+async fn backup(remote: &Remote, out: &std::path::Path) -> Result<(), String> {
+    let token = token(remote)?;
+    let url = format!("{}/api/v1/backup", remote.server.trim_end_matches('/'));
+    let tmp = out.with_extension("partial");
+    let (status, written) = HttpClient::new()
+        .download(
+            Method::POST,
+            &url,
+            &[("authorization", &format!("Bearer {token}"))],
+            &tmp,
+        )
+        .await?;
+    if status != 200 {
+        let body = std::fs::read_to_string(&tmp).unwrap_or_default();
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("backup failed: {status} {body}"));
+    }
+    std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("backup written to {} ({written} bytes)", out.display());
+    println!("restore: stop the server, copy it to <data dir>/postbackd.redb, start the server");
+    Ok(())
+}
+
+/// The conversion fields of an export, in column order.
+const EXPORT_COLUMNS: &[&str] = &[
+    "id",
+    "created_at",
+    "updated_at",
+    "source",
+    "click_id",
+    "matched",
+    "link",
+    "campaign",
+    "type",
+    "event",
+    "amount",
+    "currency",
+    "status",
+    "transaction_id",
+    "country",
+    "state",
+    "city",
+    "zip",
+];
+
+fn csv_field(v: &Value) -> String {
+    let s = match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+async fn export_conversions(
+    remote: &Remote,
+    format: &str,
+    source: Option<u64>,
+    status: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+) -> Result<(), String> {
+    use std::io::Write;
+    if format != "csv" && format != "ndjson" {
+        return Err("--format must be csv or ndjson".into());
+    }
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("limit", "500");
+    if let Some(s) = source {
+        q.append_pair("source", &s.to_string());
+    }
+    for (k, v) in [("status", &status), ("since", &since), ("until", &until)] {
+        if let Some(v) = v {
+            q.append_pair(k, v);
+        }
+    }
+    let base = q.finish();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let w = |e: std::io::Error| e.to_string();
+    if format == "csv" {
+        writeln!(out, "{}", EXPORT_COLUMNS.join(",")).map_err(w)?;
+    }
+    let mut cursor = String::new();
+    loop {
+        let page = admin(
+            remote,
+            Method::GET,
+            &format!("/api/v1/conversions?{base}{cursor}"),
+            None,
+        )
+        .await?;
+        for c in page["items"].as_array().into_iter().flatten() {
+            if format == "csv" {
+                let row: Vec<String> = EXPORT_COLUMNS.iter().map(|k| csv_field(&c[*k])).collect();
+                writeln!(out, "{}", row.join(",")).map_err(w)?;
+            } else {
+                writeln!(out, "{c}").map_err(w)?;
+            }
+        }
+        out.flush().map_err(w)?;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    Ok(())
 }
 
 /// The "test-fire": one click, one postback, a verdict.
@@ -643,6 +819,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         allow_private_destinations: args.allow_private_destinations,
         forward_retry_base_ms: args.forward_retry_base_ms,
         forward_retry_cap_secs: args.forward_retry_cap_secs,
+        retention_clicks_days: args.retention_clicks_days,
+        retention_events_days: args.retention_events_days,
     };
     let cfg = config::load(args.config.as_deref(), over).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)

@@ -92,6 +92,46 @@ impl HttpClient {
             .map_err(|_| format!("{url} did not answer within {:?}", self.timeout))?
     }
 
+    /// Stream a response body to a file (no size held in memory). Returns
+    /// the status and bytes written.
+    pub async fn download(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        path: &std::path::Path,
+    ) -> Result<(u16, u64), String> {
+        use std::io::Write;
+        let mut req = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("bad request for {url}: {e}"))?;
+        let resp = self
+            .inner
+            .request(req)
+            .await
+            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut file =
+            std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("reading {url}: {e}"))?;
+            if let Ok(data) = frame.into_data() {
+                file.write_all(&data)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                n += data.len() as u64;
+            }
+        }
+        file.sync_all()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((status, n))
+    }
+
     /// `send` with a JSON body and an optional bearer token.
     pub async fn json(
         &self,

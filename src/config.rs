@@ -55,6 +55,9 @@ pub struct Config {
     pub allow_private_destinations: bool,
     /// Delivery retry and concurrency settings.
     pub forward: crate::forward::worker::Settings,
+    /// Purge clicks / postback events older than this many days (None:
+    /// keep forever). Conversions are never purged.
+    pub retention: crate::retention::Retention,
 }
 
 impl Config {
@@ -78,6 +81,7 @@ impl Config {
             admin_listen: None,
             allow_private_destinations: false,
             forward: crate::forward::worker::Settings::default(),
+            retention: crate::retention::Retention::default(),
         }
     }
 
@@ -119,6 +123,8 @@ pub struct FileConfig {
     pub allow_private_destinations: Option<bool>,
     pub forward_retry_base_ms: Option<u64>,
     pub forward_retry_cap_secs: Option<u64>,
+    pub retention_clicks_days: Option<u32>,
+    pub retention_events_days: Option<u32>,
 }
 
 /// Values from env or flags (clap fills these; `None` = not given).
@@ -143,6 +149,8 @@ pub struct Overrides {
     pub allow_private_destinations: Option<bool>,
     pub forward_retry_base_ms: Option<u64>,
     pub forward_retry_cap_secs: Option<u64>,
+    pub retention_clicks_days: Option<u32>,
+    pub retention_events_days: Option<u32>,
 }
 
 /// A setting that cannot be used, with the fix.
@@ -292,6 +300,15 @@ pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError>
         }
         c.forward.backoff_cap = Duration::from_secs(secs);
     }
+    // 0 means keep forever, like leaving the key out.
+    c.retention.clicks_days = over
+        .retention_clicks_days
+        .or(fc.retention_clicks_days)
+        .filter(|d| *d > 0);
+    c.retention.events_days = over
+        .retention_events_days
+        .or(fc.retention_events_days)
+        .filter(|d| *d > 0);
     Ok(c)
 }
 

@@ -17,12 +17,18 @@
 //!   transaction.
 //! - [`store`]: redb tables, storage records, the group-commit writer
 //!   thread, the in-memory catalog of sources and links.
+//! - [`forward`]: forwarding to ad platforms: builders, outbox, worker.
+//! - [`signing`], [`ratelimit`], [`tls`]: signed postbacks, limits, TLS.
+//! - [`metrics`]: the Prometheus page.
+//! - [`retention`], [`backup`]: purging old clicks/events; snapshots and
+//!   compaction.
 //! - [`ids`]: time-ordered random IDs.
 //! - [`net`]: client IP behind trusted proxies.
 //! - [`client`]: a small HTTP client for the CLI (and tests).
 //! - [`cli`]: command-line commands that talk to a running server.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod click;
 pub mod client;
@@ -31,11 +37,13 @@ pub mod currency;
 pub mod forward;
 pub mod ids;
 pub mod ingest;
+pub mod metrics;
 pub mod net;
 pub mod postback;
 pub mod presets;
 pub mod query;
 pub mod ratelimit;
+pub mod retention;
 pub mod server;
 pub mod signing;
 pub mod store;

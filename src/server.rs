@@ -48,6 +48,8 @@ pub struct App {
     pub rate: RateLimits,
     /// The TLS certificate, when TLS is configured (reloaded on SIGHUP).
     pub tls: Option<Arc<CertStore>>,
+    /// Request counters for `/metrics`.
+    pub requests: crate::metrics::RequestMetrics,
 }
 
 /// Why the server could not start.
@@ -119,6 +121,7 @@ impl App {
         );
         Ok((
             App {
+                requests: Default::default(),
                 tls,
                 rate: RateLimits::new(config.rate),
                 config,

@@ -20,6 +20,8 @@ mod forward;
 mod forward_timing;
 /// A loopback HTTP server standing in for an ad platform.
 mod mock;
+/// Operations: backup/restore, retention, metrics, SIGTERM, schema, export.
+mod ops;
 /// `/p/{key}`: every contract row, dedup, events log, replay.
 mod postback;
 /// Each network preset with a realistic postback of that network.

@@ -65,6 +65,7 @@ pub async fn handle(app: &App, req: Request<Incoming>, path: &str) -> Result<Res
         (&Method::POST, ["events", id, "replay"]) => replay_event(app, id).await,
         (&Method::GET, ["presets"]) => Ok(list_presets()),
         (&Method::GET, ["stats"]) => stats(app).await,
+        (&Method::POST, ["backup"]) => backup(app).await,
         (&Method::GET, ["destinations"]) => Ok(destinations::list(app)),
         (&Method::POST, ["destinations"]) => destinations::create(app, body(req).await?).await,
         (&Method::GET, ["destinations", id]) => destinations::get(app, parse_dest_id(id)?),
@@ -543,7 +544,7 @@ async fn delete_source(app: &App, id: u64) -> Result<Resp, ApiError> {
 }
 
 pub(super) fn no_content() -> Resp {
-    let mut r = Response::new(Default::default());
+    let mut r = Response::new(super::empty());
     *r.status_mut() = StatusCode::NO_CONTENT;
     r
 }
@@ -987,52 +988,69 @@ async fn stats(app: &App) -> Result<Resp, ApiError> {
     ))
 }
 
+/// `POST /api/v1/backup`: a consistent snapshot of the database, streamed
+/// as a redb file. Restore: stop the server, put the file in place of
+/// `postbackd.redb` in the data dir, start it.
+async fn backup(app: &App) -> Result<Resp, ApiError> {
+    use tokio::io::AsyncReadExt;
+    let tmp = app
+        .config
+        .data_dir
+        .join(format!(".backup-{}.redb", ids::new_id(store::now_ms())));
+    let snap = app.store.snapshot(tmp.clone()).await;
+    let records = match snap {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e.into());
+        }
+    };
+    let io_err = |e: std::io::Error| {
+        tracing::error!(error = %e, "backup file");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the snapshot could not be read back; check disk space and retry",
+        )
+    };
+    let mut file = tokio::fs::File::open(&tmp).await.map_err(io_err)?;
+    let len = file.metadata().await.map_err(io_err)?.len();
+    // Unlinked now; the open handle keeps the data until the stream ends.
+    let _ = tokio::fs::remove_file(&tmp).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let mut buf = vec![0u8; 256 * 1024];
+            match file.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.send(Ok(bytes::Bytes::from(buf))).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    break;
+                }
+            }
+        }
+    });
+    let mut r = Response::new(http_body_util::BodyExt::boxed(super::ChannelBody(rx)));
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert("x-postbackd-records", HeaderValue::from(records));
+    Ok(r)
+}
+
 /// `GET /metrics`: Prometheus text format (no secrets, no per-request data).
 pub async fn metrics(app: &App) -> Resp {
-    let now = store::now_ms();
-    let (depth, oldest) = app
-        .store
-        .read(move |rtx| crate::forward::worker::queue_stats(rtx, now))
-        .await
-        .unwrap_or((0, None));
-    let s = &app.store.stats;
-    let cat = app.store.catalog();
-    let text = format!(
-        "# HELP postbackd_commits_total Write transactions committed.\n\
-         # TYPE postbackd_commits_total counter\n\
-         postbackd_commits_total {}\n\
-         # HELP postbackd_committed_writes_total Writes (clicks, postbacks, admin changes) in committed transactions.\n\
-         # TYPE postbackd_committed_writes_total counter\n\
-         postbackd_committed_writes_total {}\n\
-         # HELP postbackd_failed_commits_total Write transactions that failed (answered 503).\n\
-         # TYPE postbackd_failed_commits_total counter\n\
-         postbackd_failed_commits_total {}\n\
-         # HELP postbackd_commit_seconds_total Time spent committing.\n\
-         # TYPE postbackd_commit_seconds_total counter\n\
-         postbackd_commit_seconds_total {}\n\
-         # HELP postbackd_rate_limited_total Requests refused by a rate limit.\n\
-         # TYPE postbackd_rate_limited_total counter\n\
-         postbackd_rate_limited_total{{limit=\"click_ip\"}} {}\n\
-         postbackd_rate_limited_total{{limit=\"postback_ip\"}} {}\n\
-         postbackd_rate_limited_total{{limit=\"source\"}} {}\n\
-         # HELP postbackd_sources Configured sources.\n\
-         # TYPE postbackd_sources gauge\n\
-         postbackd_sources {}\n\
-         # HELP postbackd_links Configured links.\n\
-         # TYPE postbackd_links gauge\n\
-         postbackd_links {}\n",
-        s.commits.load(Ordering::Relaxed),
-        s.committed_jobs.load(Ordering::Relaxed),
-        s.failed_commits.load(Ordering::Relaxed),
-        s.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
-        app.rate.counters.clicks_ip.load(Ordering::Relaxed),
-        app.rate.counters.postbacks_ip.load(Ordering::Relaxed),
-        app.rate.counters.postbacks_source.load(Ordering::Relaxed),
-        cat.sources.len(),
-        cat.links.len(),
-    );
-    let text = text + &destinations::metrics(app, depth, oldest);
-    let mut r = Response::new(http_body_util::Full::new(bytes::Bytes::from(text)));
+    let text = crate::metrics::render(app).await;
+    let mut r = Response::new(super::full(text));
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -13,7 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,14 +22,42 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::server::App;
 use error::ApiError;
 
-/// Every handler's response type.
-pub type Resp = Response<Full<Bytes>>;
+/// Every handler's response type: a boxed body, so most answers are one
+/// buffer and a backup can stream.
+pub type Resp = Response<BoxBody<Bytes, std::io::Error>>;
+
+/// A complete body.
+pub fn full(b: impl Into<Bytes>) -> BoxBody<Bytes, std::io::Error> {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+/// A body fed chunk by chunk through a channel (streamed downloads).
+pub struct ChannelBody(pub tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
+    }
+}
+
+/// An empty body.
+pub fn empty() -> BoxBody<Bytes, std::io::Error> {
+    full(Bytes::new())
+}
 
 /// A JSON response with `Content-Type: application/json`.
 pub fn json_response(status: StatusCode, v: &serde_json::Value) -> Resp {
     let mut body = serde_json::to_vec(v).unwrap_or_default();
     body.push(b'\n');
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -103,6 +132,37 @@ pub async fn handle(
         return redirect_to_https(&app, &req);
     }
     let path = req.uri().path().to_string();
+    let route = route_label(&path);
+    let resp = route_request(&app, surface, peer, req, &path).await;
+    app.requests.request(route, resp.status().as_u16());
+    resp
+}
+
+/// The route label in `/metrics` (a closed set: never the raw path).
+fn route_label(path: &str) -> &'static str {
+    if path.starts_with("/c/") {
+        "click"
+    } else if path.starts_with("/p/") {
+        "postback"
+    } else if path == "/api/v1" || path.starts_with("/api/v1/") {
+        "admin"
+    } else if path == "/healthz" || path == "/readyz" {
+        "health"
+    } else if path == "/metrics" {
+        "metrics"
+    } else {
+        "other"
+    }
+}
+
+async fn route_request(
+    app: &Arc<App>,
+    surface: Surface,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    path: &str,
+) -> Resp {
+    let path = path.to_string();
     let public = surface != Surface::Admin;
     let admin = surface != Surface::Public;
     let result = if !public && (path.starts_with("/c/") || path.starts_with("/p/")) {
@@ -117,23 +177,34 @@ pub async fn handle(
         ))
     } else if let Some(slug) = path.strip_prefix("/c/") {
         match *req.method() {
-            Method::GET | Method::HEAD => tracking::click(&app, peer, req, slug).await,
+            Method::GET | Method::HEAD => tracking::click(app, peer, req, slug).await,
             _ => Err(method_not_allowed("GET or HEAD")),
         }
     } else if let Some(key) = path.strip_prefix("/p/") {
         match *req.method() {
-            Method::GET | Method::POST => postback::postback(&app, peer, req, key).await,
+            Method::GET | Method::POST => postback::postback(app, peer, req, key).await,
             _ => Err(method_not_allowed("GET or POST")),
         }
     } else if path == "/api/v1" || path.starts_with("/api/v1/") {
-        admin::handle(&app, req, &path).await
+        admin::handle(app, req, &path).await
     } else if path == "/healthz" {
         Ok(json_response(
             StatusCode::OK,
             &serde_json::json!({"status": "ok"}),
         ))
+    } else if path == "/readyz" {
+        Ok(if app.store.ready() {
+            json_response(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+        } else {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is not writable right now (reopening after an I/O error, or shutting down)",
+            )
+            .into_response()
+        })
     } else if path == "/metrics" {
-        Ok(admin::metrics(&app).await)
+        Ok(admin::metrics(app).await)
     } else {
         Err(ApiError::not_found(
             "not_found",
@@ -151,7 +222,7 @@ pub async fn handle(
 fn redirect_to_https(app: &App, req: &Request<Incoming>) -> Resp {
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let location = format!("{}{target}", app.config.public_url);
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(empty());
     *r.status_mut() = StatusCode::PERMANENT_REDIRECT;
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(hyper::header::LOCATION, v);

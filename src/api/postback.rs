@@ -131,6 +131,12 @@ pub async fn postback(
         .write(move |ctx| ingest::record_postback(ctx, source_id, raw, parsed, None, verified, now))
         .await?;
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
+    app.requests.postback(
+        outcome.body["result"]
+            .as_str()
+            .or(outcome.body["error"].as_str())
+            .unwrap_or("unknown"),
+    );
     tracing::debug!(
         source = source_id,
         event = %outcome.event_id,

@@ -89,7 +89,7 @@ pub async fn click(
             Ok(())
         })
         .await?;
-    let mut r = Response::new(Default::default());
+    let mut r = Response::new(super::empty());
     *r.status_mut() = StatusCode::FOUND;
     let h = r.headers_mut();
     h.insert(LOCATION, location);

@@ -216,7 +216,7 @@ enum Msg {
 }
 
 /// Writer counters, for `/metrics` and the load harness.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriterStats {
     /// Transactions committed.
     pub commits: AtomicU64,
@@ -230,6 +230,25 @@ pub struct WriterStats {
     pub commit_micros: AtomicU64,
     /// Times the database was reopened after an I/O error.
     pub reopens: AtomicU64,
+    /// Writes per committed batch.
+    pub batch_sizes: crate::metrics::Histogram,
+    /// Seconds per commit.
+    pub commit_seconds: crate::metrics::Histogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            commits: AtomicU64::new(0),
+            committed_jobs: AtomicU64::new(0),
+            failed_commits: AtomicU64::new(0),
+            max_batch: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
+            reopens: AtomicU64::new(0),
+            batch_sizes: crate::metrics::Histogram::new(crate::metrics::BATCH_BUCKETS),
+            commit_seconds: crate::metrics::Histogram::new(crate::metrics::LATENCY_BUCKETS),
+        }
+    }
 }
 
 /// Opens the database file; kept so the writer can reopen it after an I/O
@@ -347,6 +366,18 @@ impl Store {
         })
     }
 
+    /// Can writes be accepted now? (The database is open and the writer
+    /// is running.)
+    pub fn ready(&self) -> bool {
+        let writer_alive = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished());
+        writer_alive && self.db.get().is_some() && !self.jobs.is_closed()
+    }
+
     /// The current catalog snapshot.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.load()
@@ -383,6 +414,17 @@ impl Store {
             let db = slot.get().ok_or_else(not_open)?;
             let rtx = db.begin_read()?;
             f(&rtx)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string().into()))?
+    }
+
+    /// Write a consistent snapshot to `dest` (on the blocking pool).
+    pub async fn snapshot(&self, dest: std::path::PathBuf) -> Result<u64, StoreError> {
+        let slot = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = slot.get().ok_or_else(not_open)?;
+            crate::backup::snapshot(&db, &dest)
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string().into()))?
@@ -501,6 +543,10 @@ fn writer_loop(
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.committed_jobs.fetch_add(n, Ordering::Relaxed);
                 stats.max_batch.fetch_max(n, Ordering::Relaxed);
+                stats.batch_sizes.observe(n as f64);
+                stats
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 stats
                     .commit_micros
                     .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
