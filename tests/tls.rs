@@ -105,9 +105,17 @@ impl TlsConn {
             .header("host", authority)
             .body(Empty::<Bytes>::new())
             .unwrap();
+        // Wait until the connection can take the next request (HTTP/1:
+        // the previous exchange is fully finished).
         let resp = match (&mut self.h1, &mut self.h2) {
-            (Some(h1), _) => h1.send_request(req).await.unwrap(),
-            (_, Some(h2)) => h2.send_request(req).await.unwrap(),
+            (Some(h1), _) => {
+                h1.ready().await.unwrap();
+                h1.send_request(req).await.unwrap()
+            }
+            (_, Some(h2)) => {
+                h2.ready().await.unwrap();
+                h2.send_request(req).await.unwrap()
+            }
             _ => unreachable!(),
         };
         let status = resp.status().as_u16();
