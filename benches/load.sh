@@ -1,37 +1,121 @@
 #!/usr/bin/env bash
-# Quick load run: release binary on a fresh data dir, wrk against clicks and
-# matched postbacks, then the writer's commit batching figures.
-# Usage: benches/load.sh [connections] [seconds]
-# (The full harness with the bare-hyper ceiling is the benchmarks issue.)
+# Load harness (one command): builds the release binaries, measures the
+# ceiling (a bare hyper server answering the same 302 without storage,
+# benches/ceiling.rs), then postbackd on a fresh data dir (or DATA_DIR, e.g.
+# the 10M-click database from benches/scale.rs), with wrk at 8 and 32
+# connections against clicks and against matched postbacks, and a paced run
+# at 80% of the measured click maximum for its p99. Prints one table.
+#
+#   benches/load.sh [seconds per run, default 10]
+#
+# Needs wrk (Debian: apt-get install wrk). Rate limits are switched off (one
+# client IP would be limited, correctly). Figures vary with the machine; the
+# README's come from this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONN=${1:-32}
-SECS=${2:-10}
+SECS=${1:-10}
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exit 1; }
-cargo build --release --quiet
-DIR=$(mktemp -d)
+cargo build --release --quiet --bin postbackd
+cargo bench --quiet --no-run --bench ceiling 2>/dev/null
+CEILING=$(ls -t target/release/deps/ceiling-* | grep -v '\.d$' | head -1)
 PORT=18931
+CPORT=18932
 TOKEN=bench-admin-token-0123456789
-POSTBACKD_RATE_LIMIT_CLICK_IP=off POSTBACKD_RATE_LIMIT_POSTBACK_IP=off POSTBACKD_RATE_LIMIT_SOURCE=off POSTBACKD_ADMIN_TOKEN=$TOKEN POSTBACKD_LOG=warn target/release/postbackd serve --listen 127.0.0.1:$PORT --data-dir "$DIR" >/dev/null &
-PID=$!
-trap 'kill $PID 2>/dev/null; rm -rf "$DIR"' EXIT
+WORK=$(mktemp -d)
+DIR=${DATA_DIR:-$WORK/data}
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# wrk one run: prints "rps p50_ms p99_ms non2xx3xx"
+run_wrk() { # conns url [script]
+  local out
+  if [ -n "${3:-}" ]; then
+    out=$(wrk -t2 -c"$1" -d"${SECS}s" --latency -s "$3" "$2")
+  else
+    out=$(wrk -t2 -c"$1" -d"${SECS}s" --latency "$2")
+  fi
+  local rps p50 p99 bad
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  bad=$(echo "$out" | awk '/Non-2xx or 3xx/ {print $5}')
+  local total
+  total=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${bad:-0} $total"
+}
+to_ms() { # wrk prints 512.00us / 1.23ms / 2.01s
+  case "$1" in
+    *us) echo "${1%us}" | awk '{printf "%.3f", $1/1000}' ;;
+    *ms) echo "${1%ms}" | awk '{printf "%.3f", $1}' ;;
+    *s) echo "${1%s}" | awk '{printf "%.3f", $1*1000}' ;;
+    *) echo "$1" ;;
+  esac
+}
+
+echo "== ceiling: bare hyper, same 302, no storage"
+"$CEILING" "127.0.0.1:$CPORT" >/dev/null &
+PIDS+=($!)
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CPORT/c/b" && break; sleep 0.1; done
+read -r C8 _ _ _ _ < <(run_wrk 8 "http://127.0.0.1:$CPORT/c/b")
+read -r C32 C32P50 C32P99 _ _ < <(run_wrk 32 "http://127.0.0.1:$CPORT/c/b")
+kill "${PIDS[0]}"
+
+echo "== postbackd (data dir $DIR)"
+POSTBACKD_RATE_LIMIT_CLICK_IP=off POSTBACKD_RATE_LIMIT_POSTBACK_IP=off POSTBACKD_RATE_LIMIT_SOURCE=off \
+  POSTBACKD_ADMIN_TOKEN=$TOKEN POSTBACKD_LOG=warn \
+  target/release/postbackd serve --listen 127.0.0.1:$PORT --data-dir "$DIR" >"$WORK/server.log" 2>&1 &
+SPID=$!
+PIDS+=($SPID)
 API=http://127.0.0.1:$PORT
-for _ in $(seq 50); do curl -sf $API/healthz >/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf $API/healthz >/dev/null && break; sleep 0.1; done
 H="Authorization: Bearer $TOKEN"
 curl -sf -X POST $API/api/v1/sources -H "$H" -d '{"name":"bench"}' >/dev/null
-KEY=$(curl -sf $API/api/v1/sources/1 -H "$H" | sed -E 's/.*"key":"([0-9a-f]+)".*/\1/')
-curl -sf -X POST $API/api/v1/links -H "$H" -d '{"slug":"b","destination":"https://offer.example/?s={click_id}"}' >/dev/null
+KEY=$(curl -sf $API/api/v1/sources -H "$H" | sed -E 's/.*"key":"([0-9a-f]+)".*/\1/')
+curl -s -X POST $API/api/v1/links -H "$H" -d '{"slug":"b","destination":"https://offer.example/?s={click_id}"}' >/dev/null
 CLICK=$(curl -s -o /dev/null -D - $API/c/b | tr -d '\r' | awk -F': ' 'tolower($1)=="x-postbackd-click-id"{print $2}')
+stats() { local j; j=$(curl -s $API/api/v1/stats -H "$H"); echo "$j" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['$1'])" || { echo "stats failed ($1): $j" >&2; tail -5 "$WORK/server.log" >&2; return 1; }; }
 
-stats() { curl -sf $API/api/v1/stats -H "$H"; echo; }
-echo "== clicks: wrk -t2 -c$CONN -d${SECS}s $API/c/b"
-before=$(stats)
-wrk -t2 -c"$CONN" -d"${SECS}s" --latency $API/c/b | grep -E 'Requests/sec|Latency|99%|50%|Non-2xx'
-echo "writer before: $before"
-echo "writer after:  $(stats)"
-echo "== matched postbacks: wrk -t2 -c$CONN -d${SECS}s (unique transaction IDs)"
-before=$(stats)
-KEY=$KEY CLICK=$CLICK wrk -t2 -c"$CONN" -d"${SECS}s" --latency -s benches/wrk/postback.lua $API | grep -E 'Requests/sec|Latency|99%|50%|Non-2xx'
-echo "writer before: $before"
-echo "writer after:  $(stats)"
-echo "disk: $(du -b "$DIR/postbackd.redb" | cut -f1) bytes"
+c0=$(stats clicks); j0=$(stats committed_writes); k0=$(stats commits)
+read -r P8 P8P50 P8P99 BAD8 N8 < <(run_wrk 8 "$API/c/b")
+read -r P32 P32P50 P32P99 BAD32 N32 < <(run_wrk 32 "$API/c/b")
+c1=$(stats clicks); j1=$(stats committed_writes); k1=$(stats commits)
+BATCH_CLICKS=$(awk -v j="$((j1-j0))" -v k="$((k1-k0))" 'BEGIN{printf "%.1f", j/k}')
+SERVED=$((N8 + N32 - BAD8 - BAD32))
+STORED=$((c1 - c0))
+
+# p99 at 80% of the maximum, paced (wrk's delay(): each connection waits
+# between requests so the total rate is about 80% of the 32-connection max).
+TARGET=$(awk -v r="$P32" 'BEGIN{printf "%d", r*0.8}')
+cat > "$WORK/pace.lua" <<LUA
+local per_conn_ms = 32 * 1000 / $TARGET
+function delay() return per_conn_ms end
+LUA
+read -r P80 P80P50 P80P99 _ _ < <(run_wrk 32 "$API/c/b" "$WORK/pace.lua")
+
+j0=$(stats committed_writes); k0=$(stats commits); v0=$(stats conversions)
+read -r Q8 Q8P50 Q8P99 _ QN8 < <(RUN=a KEY=$KEY CLICK=$CLICK run_wrk 8 "$API" benches/wrk/postback.lua)
+read -r Q32 Q32P50 Q32P99 QBAD QN32 < <(RUN=b KEY=$KEY CLICK=$CLICK run_wrk 32 "$API" benches/wrk/postback.lua)
+j1=$(stats committed_writes); k1=$(stats commits); v1=$(stats conversions)
+BATCH_PB=$(awk -v j="$((j1-j0))" -v k="$((k1-k0))" 'BEGIN{printf "%.1f", j/k}')
+
+RSS=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$SPID/status)
+TOTAL_CLICKS=$(stats clicks)
+kill $SPID; wait $SPID 2>/dev/null || true
+SIZE=$(stat -c %s "$DIR/postbackd.redb")
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+echo
+echo "| load (${SECS} s each) | requests/s | p50 ms | p99 ms | ratio to ceiling | writes per commit |"
+echo "|---|---|---|---|---|---|"
+echo "| ceiling 302, 8 conns | $C8 | | | 1.00 | - |"
+echo "| ceiling 302, 32 conns | $C32 | $C32P50 | $C32P99 | 1.00 | - |"
+echo "| clicks, 8 conns | $P8 | $P8P50 | $P8P99 | $(ratio "$P8" "$C8") | |"
+echo "| clicks, 32 conns | $P32 | $P32P50 | $P32P99 | $(ratio "$P32" "$C32") | $BATCH_CLICKS (8+32 runs) |"
+echo "| clicks at 80% of max (paced) | $P80 | $P80P50 | $P80P99 | | |"
+echo "| matched postbacks, 8 conns | $Q8 | $Q8P50 | $Q8P99 | $(ratio "$Q8" "$C8") | |"
+echo "| matched postbacks, 32 conns | $Q32 | $Q32P50 | $Q32P99 | $(ratio "$Q32" "$C32") | $BATCH_PB (8+32 runs) |"
+echo
+echo "302s served $SERVED, clicks stored $STORED (stored may exceed served by requests in flight when wrk stopped)"
+echo "conversions stored $((v1 - v0)) for $((QN8 + QN32 - QBAD)) postbacks answered 2xx"
+echo "peak RSS $RSS MiB; database $SIZE bytes for $TOTAL_CLICKS clicks (+ conversions and events): $(awk -v s="$SIZE" -v c="$TOTAL_CLICKS" 'BEGIN{printf "%.0f", s/c}') bytes/click"

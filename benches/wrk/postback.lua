@@ -4,6 +4,8 @@ local counter = 0
 local threads = {}
 local key = os.getenv("KEY")
 local click = os.getenv("CLICK")
+-- Unique per wrk run, so a second run's transactions are new conversions.
+local run = os.getenv("RUN") or tostring(os.time())
 
 function setup(thread)
   thread:set("tid", #threads + 1)
@@ -12,5 +14,5 @@ end
 
 function request()
   counter = counter + 1
-  return wrk.format("GET", "/p/" .. key .. "?click_id=" .. click .. "&amount=1.50&transaction_id=w" .. tid .. "-" .. counter)
+  return wrk.format("GET", "/p/" .. key .. "?click_id=" .. click .. "&amount=1.50&transaction_id=" .. run .. "w" .. tid .. "-" .. counter)
 end
