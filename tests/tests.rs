@@ -22,6 +22,8 @@ mod forward_timing;
 mod mock;
 /// Operations: backup/restore, retention, metrics, SIGTERM, schema, export.
 mod ops;
+/// packaging/: the example config, the systemd unit and the .deb metadata agree with the code.
+mod packaging;
 /// `/p/{key}`: every contract row, dedup, events log, replay.
 mod postback;
 /// Each network preset with a realistic postback of that network.
