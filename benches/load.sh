@@ -80,6 +80,7 @@ c0=$(stats clicks); j0=$(stats committed_writes); k0=$(stats commits)
 read -r P8 P8P50 P8P99 BAD8 N8 < <(run_wrk 8 "$API/c/b")
 read -r P32 P32P50 P32P99 BAD32 N32 < <(run_wrk 32 "$API/c/b")
 c1=$(stats clicks); j1=$(stats committed_writes); k1=$(stats commits)
+CLICKS_SIZE=$(stat -c %s "$DIR/postbackd.redb")
 BATCH_CLICKS=$(awk -v j="$((j1-j0))" -v k="$((k1-k0))" 'BEGIN{printf "%.1f", j/k}')
 SERVED=$((N8 + N32 - BAD8 - BAD32))
 STORED=$((c1 - c0))
@@ -118,4 +119,5 @@ echo "| matched postbacks, 32 conns | $Q32 | $Q32P50 | $Q32P99 | $(ratio "$Q32" 
 echo
 echo "302s served $SERVED, clicks stored $STORED (stored may exceed served by requests in flight when wrk stopped)"
 echo "conversions stored $((v1 - v0)) for $((QN8 + QN32 - QBAD)) postbacks answered 2xx"
+echo "after the click runs: database $CLICKS_SIZE bytes for $c1 clicks: $(awk -v s="$CLICKS_SIZE" -v c="$c1" 'BEGIN{printf "%.0f", s/c}') bytes/click"
 echo "peak RSS $RSS MiB; database $SIZE bytes for $TOTAL_CLICKS clicks (+ conversions and events): $(awk -v s="$SIZE" -v c="$TOTAL_CLICKS" 'BEGIN{printf "%.0f", s/c}') bytes/click"

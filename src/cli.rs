@@ -139,6 +139,10 @@ pub struct ServeArgs {
     /// Purge postback events older than this many days (0: keep forever).
     #[arg(long, env = "POSTBACKD_RETENTION_EVENTS_DAYS")]
     pub retention_events_days: Option<u32>,
+    /// Two-phase commit + quick repair (fast restart after a crash; two
+    /// fsyncs per commit). false: one fsync per commit.
+    #[arg(long, env = "POSTBACKD_FAST_RECOVERY")]
+    pub fast_recovery: Option<bool>,
 }
 
 /// How management commands reach the server.
@@ -821,6 +825,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         forward_retry_cap_secs: args.forward_retry_cap_secs,
         retention_clicks_days: args.retention_clicks_days,
         retention_events_days: args.retention_events_days,
+        fast_recovery: args.fast_recovery,
     };
     let cfg = config::load(args.config.as_deref(), over).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)

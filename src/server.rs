@@ -113,6 +113,7 @@ impl App {
             }
             .map_err(StartError::Open)?,
         );
+        store.set_fast_recovery(config.fast_recovery);
         let forwarder = Forwarder::new(
             store.clone(),
             Arc::new(Outbound::new(config.allow_private_destinations)),

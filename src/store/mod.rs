@@ -15,7 +15,7 @@ pub mod fault;
 pub mod records;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -251,6 +251,17 @@ impl Default for WriterStats {
     }
 }
 
+/// redb's page cache. Its default (1 GiB) would let the cache grow with the
+/// file; the hot data (the recent end of time-ordered tables, the catalog
+/// in memory) is small, and the RSS bar is 64 MiB.
+pub const CACHE_BYTES: usize = 24 * 1024 * 1024;
+
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_cache_size(CACHE_BYTES);
+    b
+}
+
 /// Opens the database file; kept so the writer can reopen it after an I/O
 /// error (redb refuses further work after one: "close and re-open").
 type Opener = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
@@ -308,13 +319,15 @@ pub struct Store {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Notified after a commit that queued deliveries.
     pub forwarder_wake: Arc<Notify>,
+    /// Commit with two-phase commit + quick repair (see `run_batch`).
+    fast_recovery: Arc<AtomicBool>,
 }
 
 impl Store {
     /// Open (or create) `path` and start the writer thread.
     pub fn open(path: &Path) -> Result<Store, OpenError> {
         let path = path.to_path_buf();
-        Store::open_with(Box::new(move || Database::builder().create(&path)))
+        Store::open_with(Box::new(move || builder().create(&path)))
     }
 
     /// Open `path` through a [`fault::FaultyBackend`] controlled by `fault`
@@ -328,7 +341,7 @@ impl Store {
                 .create(true)
                 .truncate(false)
                 .open(&path)?;
-            Database::builder().create_with_backend(fault::FaultyBackend::new(file, fault.clone())?)
+            builder().create_with_backend(fault::FaultyBackend::new(file, fault.clone())?)
         }))
     }
 
@@ -344,16 +357,18 @@ impl Store {
         let stats = Arc::new(WriterStats::default());
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let forwarder_wake = Arc::new(Notify::new());
+        let fast_recovery = Arc::new(AtomicBool::new(true));
         let writer = {
-            let (db, cell, stats, wake) = (
+            let (db, cell, stats, wake, fr) = (
                 db.clone(),
                 cell.clone(),
                 stats.clone(),
                 forwarder_wake.clone(),
+                fast_recovery.clone(),
             );
             std::thread::Builder::new()
                 .name("postbackd-writer".into())
-                .spawn(move || writer_loop(&db, rx, &cell, &stats, &wake))
+                .spawn(move || writer_loop(&db, rx, &cell, &stats, &wake, &fr))
                 .map_err(|e| OpenError::Store(StoreError::Unavailable(e.to_string().into())))?
         };
         Ok(Store {
@@ -363,7 +378,14 @@ impl Store {
             stats,
             writer: Mutex::new(Some(writer)),
             forwarder_wake,
+            fast_recovery,
         })
+    }
+
+    /// Choose the commit mode (see `run_batch`); takes effect with the next
+    /// batch.
+    pub fn set_fast_recovery(&self, on: bool) {
+        self.fast_recovery.store(on, Ordering::Relaxed);
     }
 
     /// Can writes be accepted now? (The database is open and the writer
@@ -509,6 +531,7 @@ fn writer_loop(
     cell: &CatalogCell,
     stats: &WriterStats,
     wake: &Notify,
+    fast_recovery: &AtomicBool,
 ) {
     let mut stop = false;
     while !stop {
@@ -535,7 +558,13 @@ fn writer_loop(
             .get()
             .or_else(|| reopen(slot, stats).then(|| slot.get()).flatten());
         let result = match db {
-            Some(db) => run_batch(&db, &mut batch, cell, wake),
+            Some(db) => run_batch(
+                &db,
+                &mut batch,
+                cell,
+                wake,
+                fast_recovery.load(Ordering::Relaxed),
+            ),
             None => Err(not_open()),
         };
         match &result {
@@ -595,14 +624,20 @@ fn run_batch(
     batch: &mut [Box<dyn Job>],
     cell: &CatalogCell,
     forwarder_wake: &Notify,
+    fast_recovery: bool,
 ) -> Result<(), StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
-    // Two-phase commit: the commit slot is fsynced before it is activated,
-    // so a crash mid-commit can never expose a half-written transaction;
-    // quick repair keeps restart after kill -9 fast on a large file.
-    txn.set_two_phase_commit(true);
-    txn.set_quick_repair(true);
+    // With fast recovery (the default): two-phase commit (the commit slot
+    // is fsynced before it is activated) and quick repair (the allocator
+    // state saved with each commit), so a restart after kill -9 is fast on a
+    // large file. Without: one fsync per commit instead of two, and redb's
+    // checksummed one-phase commit (still crash-safe and durable), at the
+    // price of a full check of the file when reopening after a crash.
+    if fast_recovery {
+        txn.set_two_phase_commit(true);
+        txn.set_quick_repair(true);
+    }
     let changed = {
         let mut ctx = WriteCtx {
             meta: txn.open_table(META)?,
