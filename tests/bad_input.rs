@@ -1567,12 +1567,11 @@ async fn signed_postback_with_extreme_timestamp_is_stale() {
     }
 }
 
-/// BUG (src/api/postback.rs): a body over `max_body_bytes` is answered
-/// `413 too_large` without being read to the end, and the connection is
-/// then closed, but the response does not say `Connection: close`. A
-/// keep-alive client (every HTTP library's default) puts the connection
-/// back in its pool and its next request fails with a reset. Expected: the
-/// 413 carries `Connection: close` (or the rest of the body is drained).
+/// Regression (found by this corpus): a body over `max_body_bytes` was answered
+/// `413 too_large` without being read to the end, and the connection was
+/// then closed without the response saying `Connection: close`: a
+/// keep-alive client put the connection back in its pool and its next
+/// request failed with a reset. The 413 now carries `Connection: close`.
 #[tokio::test(flavor = "multi_thread")]
 async fn too_large_with_an_unread_body_closes_the_connection() {
     let (s, ctx, _) = setup().await;

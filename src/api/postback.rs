@@ -144,7 +144,16 @@ pub async fn postback(
         result = %outcome.body["result"].as_str().or(outcome.body["error"].as_str()).unwrap_or(""),
         "postback"
     );
-    Ok(json_response(status, &outcome.body))
+    let mut resp = json_response(status, &outcome.body);
+    if too_large {
+        // The rest of the body was never read: the connection cannot carry
+        // another request, and a keep-alive client must be told so.
+        resp.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    Ok(resp)
 }
 
 fn rejection(code: &'static str, message: String) -> Rejection {
