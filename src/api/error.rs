@@ -63,6 +63,11 @@ impl ApiError {
         if let Some(secs) = retry {
             r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The body was not read to its end: this connection is done.
+            r.headers_mut()
+                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         r
     }
 }
