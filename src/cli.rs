@@ -863,6 +863,20 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let (app, origin) = App::open(cfg).map_err(|e| e.to_string())?;
     let app = Arc::new(app);
+    // Always handle SIGHUP (`systemctl reload`): without TLS there is
+    // nothing to reload, but the default action would kill the server.
+    // Installed before the banner, so a reload right after start-up is
+    // never fatal.
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(hup) => {
+                tokio::spawn(reload_on_sighup(hup, app.tls.clone()));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
+        }
+    }
     let c = &app.config;
     let scheme = if app.tls.is_some() { "https" } else { "http" };
     println!(
@@ -904,10 +918,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         "  (or: postbackd source add \"My network\" --preset everflow; the README has the walkthrough)"
     );
     tracing::info!(listen = %c.listen, "serving");
-    #[cfg(unix)]
-    if let Some(store) = app.tls.clone() {
-        tokio::spawn(reload_on_sighup(store));
-    }
+
     let listeners = server::Listeners {
         main: listener,
         admin: admin_listener,
@@ -920,18 +931,19 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 /// Re-read the TLS certificate and key on every SIGHUP.
 #[cfg(unix)]
-async fn reload_on_sighup(store: Arc<crate::tls::CertStore>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; TLS certificates will not be reloaded");
-        return;
-    };
+async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    store: Option<Arc<crate::tls::CertStore>>,
+) {
     while hup.recv().await.is_some() {
-        match store.reload() {
-            Ok(()) => tracing::info!("TLS certificate reloaded"),
-            Err(e) => {
-                tracing::error!(error = %e, "TLS reload failed; keeping the current certificate")
-            }
+        match &store {
+            None => tracing::info!("SIGHUP: no TLS certificate configured, nothing to reload"),
+            Some(store) => match store.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS reload failed; keeping the current certificate")
+                }
+            },
         }
     }
 }

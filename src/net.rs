@@ -17,26 +17,30 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     if !is_trusted(peer) {
         return peer;
     }
+    // X-Forwarded-For first: nginx ($proxy_add_x_forwarded_for) and Caddy
+    // append the peer they saw to it, so its right end is trustworthy. A
+    // `Forwarded` header is usually passed through untouched, i.e. chosen
+    // by the client; it is read only when no X-Forwarded-For is present.
     let mut chain: Vec<IpAddr> = Vec::new();
-    for v in headers.get_all("forwarded") {
+    for v in headers.get_all("x-forwarded-for") {
         let Ok(v) = v.to_str() else { continue };
-        for element in v.split(',') {
-            for pair in element.split(';') {
-                let Some((k, val)) = pair.trim().split_once('=') else {
-                    continue;
-                };
-                if k.trim().eq_ignore_ascii_case("for")
-                    && let Some(ip) = parse_forwarded_for(val.trim())
-                {
-                    chain.push(ip);
-                }
-            }
-        }
+        chain.extend(v.split(',').filter_map(|s| s.trim().parse::<IpAddr>().ok()));
     }
     if chain.is_empty() {
-        for v in headers.get_all("x-forwarded-for") {
+        for v in headers.get_all("forwarded") {
             let Ok(v) = v.to_str() else { continue };
-            chain.extend(v.split(',').filter_map(|s| s.trim().parse::<IpAddr>().ok()));
+            for element in v.split(',') {
+                for pair in element.split(';') {
+                    let Some((k, val)) = pair.trim().split_once('=') else {
+                        continue;
+                    };
+                    if k.trim().eq_ignore_ascii_case("for")
+                        && let Some(ip) = parse_forwarded_for(val.trim())
+                    {
+                        chain.push(ip);
+                    }
+                }
+            }
         }
     }
     for ip in chain.into_iter().rev().map(canonical) {
@@ -86,6 +90,19 @@ mod tests {
             &[],
         );
         assert_eq!(ip, "198.51.100.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn x_forwarded_for_beats_a_client_supplied_forwarded() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // The client sent `Forwarded: for=1.1.1.1`; the proxy appended the
+        // real peer to X-Forwarded-For.
+        let headers = h(&[
+            ("forwarded", "for=1.1.1.1"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ]);
+        let ip = client_ip("10.0.0.1".parse().unwrap(), &headers, &trusted);
+        assert_eq!(ip, "203.0.113.9".parse::<IpAddr>().unwrap());
     }
 
     #[test]

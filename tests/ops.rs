@@ -530,3 +530,30 @@ async fn cli_backup_export_compact_and_json_logs() {
         assert!(v["level"].is_string() && v["fields"].is_object());
     }
 }
+
+/// `systemctl reload` sends SIGHUP; without TLS there is nothing to reload,
+/// and the server must keep running (the default action would kill it).
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_without_tls_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = spawn_server(dir.path());
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &srv.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        srv.child.try_wait().unwrap().is_none(),
+        "still running after SIGHUP"
+    );
+    let r = HttpClient::new()
+        .send(Method::GET, &format!("{}/healthz", srv.base), &[], None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+}

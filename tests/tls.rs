@@ -53,6 +53,9 @@ fn connector(ca: &CertifiedIssuer<'static, KeyPair>, alpn: &[&[u8]]) -> TlsConne
     .with_root_certificates(roots)
     .with_no_client_auth();
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // Full handshakes only: a resumed session does not carry the server's
+    // certificate, and the reload test must see which one is served.
+    cfg.resumption = rustls::client::Resumption::disabled();
     TlsConnector::from(Arc::new(cfg))
 }
 
@@ -237,6 +240,9 @@ async fn admin_listener_and_https_redirect() {
     assert_eq!(a.get(&authority, "/api/v1/sources").await.0, 401);
     assert_eq!(a.get(&authority, "/c/anything").await.0, 404);
     assert_eq!(a.get(&authority, "/healthz").await.0, 200);
+    // Metrics move to the admin listener too.
+    assert_eq!(a.get(&authority, "/metrics").await.0, 200);
+    assert_eq!(c.get(&authority, "/metrics").await.0, 404);
 
     // Plain HTTP is redirected to the configured HTTPS origin, never to a
     // host taken from the request.

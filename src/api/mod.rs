@@ -203,7 +203,8 @@ async fn route_request(
             )
             .into_response()
         })
-    } else if path == "/metrics" {
+    } else if path == "/metrics" && admin {
+        // With admin_listen set, metrics are served there only.
         Ok(admin::metrics(app).await)
     } else {
         Err(ApiError::not_found(
