@@ -357,7 +357,7 @@ impl Store {
         let stats = Arc::new(WriterStats::default());
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let forwarder_wake = Arc::new(Notify::new());
-        let fast_recovery = Arc::new(AtomicBool::new(true));
+        let fast_recovery = Arc::new(AtomicBool::new(false));
         let writer = {
             let (db, cell, stats, wake, fr) = (
                 db.clone(),
@@ -628,10 +628,10 @@ fn run_batch(
 ) -> Result<(), StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
-    // With fast recovery (the default): two-phase commit (the commit slot
+    // With fast recovery: two-phase commit (the commit slot
     // is fsynced before it is activated) and quick repair (the allocator
     // state saved with each commit), so a restart after kill -9 is fast on a
-    // large file. Without: one fsync per commit instead of two, and redb's
+    // large file. Without (the default): one fsync per commit, and redb's
     // checksummed one-phase commit (still crash-safe and durable), at the
     // price of a full check of the file when reopening after a crash.
     if fast_recovery {
