@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::admin::{Query, double_option, get_record, no_content, scan};
 use super::error::ApiError;
 use super::{Resp, json, json_response, truncate};
-use crate::forward::http::{Outbound, forbidden};
+use crate::forward::http::{check_url, forbidden};
 use crate::forward::outbox;
 use crate::forward::platforms::{self, Kind};
 use crate::postback::{Kind as ConvKind, Status};
@@ -75,9 +75,7 @@ async fn guard_url(app: &App, url: &str) -> Result<(), ApiError> {
             ),
         )
     };
-    Outbound::new(false)
-        .check_url(url)
-        .map_err(|e| refused(format!("{e:?}")))?;
+    check_url(url, false).map_err(|e| refused(format!("{e:?}")))?;
     let uri: hyper::Uri = url.parse().map_err(|_| refused("not a URL".into()))?;
     let host = uri
         .host()

@@ -156,36 +156,45 @@ impl Outbound {
     /// Check a URL's host before sending (IP literals never reach the
     /// resolver).
     pub fn check_url(&self, url: &str) -> Result<(), SendError> {
-        let uri: hyper::Uri = url.parse().map_err(|_| {
-            SendError::Refused(format!(
-                "not a valid URL: {}",
-                crate::api::truncate(url, 100)
-            ))
-        })?;
-        match uri.scheme_str() {
-            Some("http") | Some("https") => {}
-            _ => {
-                return Err(SendError::Refused(
-                    "only http and https URLs are allowed".into(),
-                ));
-            }
-        }
-        let host = uri
-            .host()
-            .unwrap_or("")
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if let Ok(ip) = host.parse::<IpAddr>()
-            && !self.allow_private
-            && forbidden(ip)
-        {
-            return Err(SendError::Refused(format!(
-                "{ip} is a private, loopback or link-local address (allow_private_destinations is off)"
-            )));
-        }
-        Ok(())
+        check_url(url, self.allow_private)
     }
+}
 
+/// The SSRF guard for a URL whose host is an IP literal (names are checked
+/// by [`GuardedResolver`] at connect time), and the scheme check. Pure: the
+/// admin API calls it at save time without building a client.
+pub fn check_url(url: &str, allow_private: bool) -> Result<(), SendError> {
+    let uri: hyper::Uri = url.parse().map_err(|_| {
+        SendError::Refused(format!(
+            "not a valid URL: {}",
+            crate::api::truncate(url, 100)
+        ))
+    })?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => {
+            return Err(SendError::Refused(
+                "only http and https URLs are allowed".into(),
+            ));
+        }
+    }
+    let host = uri
+        .host()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>()
+        && !allow_private
+        && forbidden(ip)
+    {
+        return Err(SendError::Refused(format!(
+            "{ip} is a private, loopback or link-local address (allow_private_destinations is off)"
+        )));
+    }
+    Ok(())
+}
+
+impl Outbound {
     /// Send one request; redirects are not followed (a 3xx is an answer).
     pub async fn send(&self, req: &OutRequest) -> Result<Response, SendError> {
         self.check_url(&req.url)?;
