@@ -401,9 +401,7 @@ pub fn admin_token(c: &Config) -> std::io::Result<(String, TokenOrigin)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let mut raw = [0u8; 24];
-    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
-    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let token = crate::ids::random_hex(24);
     std::fs::create_dir_all(&c.data_dir)?;
     write_private(&path, token.as_bytes())?;
     Ok((token, TokenOrigin::Generated))

@@ -26,6 +26,14 @@ pub fn new_id(now_ms: u64) -> String {
     id_from_parts(now_ms, u128::from_le_bytes(buf))
 }
 
+/// `bytes` of OS randomness as lowercase hex (source keys, admin tokens).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // Same stance as new_id: no entropy, no unguessable secrets.
+    getrandom::fill(&mut buf).expect("OS random number generator unavailable");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Deterministic ID construction (tests, benches, fuzzing).
 pub fn id_from_parts(now_ms: u64, random: u128) -> String {
     let mut out = [0u8; ID_LEN];

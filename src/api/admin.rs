@@ -428,13 +428,6 @@ impl SourceIn {
     }
 }
 
-fn random_key() -> String {
-    let mut b = [0u8; 16];
-    // Same stance as ids::new_id: no entropy, no unguessable keys.
-    getrandom::fill(&mut b).expect("OS random number generator unavailable");
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn list_sources(app: &App) -> Resp {
     let cat = app.store.catalog();
     let items: Vec<Value> = cat
@@ -463,7 +456,7 @@ async fn create_source(app: &App, input: SourceIn) -> Result<Resp, ApiError> {
     }
     let mut rec = SourceRecord {
         name: String::new(),
-        key: random_key(),
+        key: ids::random_hex(16),
         preset: None,
         params: Vec::new(),
         status_map: Vec::new(),
