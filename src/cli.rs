@@ -471,23 +471,15 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             // Collect first: a retried delivery that fails again must not be
             // picked up twice by this run.
             let mut ids = Vec::new();
-            let mut cursor = String::new();
-            loop {
-                let v = admin(
-                    &remote,
-                    Method::GET,
-                    &format!("/api/v1/deliveries?state=dead&limit=500{filter}{cursor}"),
-                    None,
-                )
-                .await?;
-                for d in v["items"].as_array().into_iter().flatten() {
+            each_page(
+                &remote,
+                &format!("/api/v1/deliveries?state=dead&limit=500{filter}"),
+                |d| {
                     ids.push(d["id"].as_str().unwrap_or("").to_string());
-                }
-                match v["next_cursor"].as_str() {
-                    Some(c) => cursor = format!("&cursor={c}"),
-                    None => break,
-                }
-            }
+                    Ok(())
+                },
+            )
+            .await?;
             for id in &ids {
                 admin(
                     &remote,
@@ -608,6 +600,26 @@ async fn backup(remote: &Remote, out: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Call `f` on every item of a cursor-paginated admin listing
+/// (`path` already has its query), one page at a time.
+async fn each_page(
+    remote: &Remote,
+    path: &str,
+    mut f: impl FnMut(&Value) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut cursor = String::new();
+    loop {
+        let page = admin(remote, Method::GET, &format!("{path}{cursor}"), None).await?;
+        for item in page["items"].as_array().into_iter().flatten() {
+            f(item)?;
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return Ok(()),
+        }
+    }
+}
+
 /// The conversion fields of an export, in column order.
 const EXPORT_COLUMNS: &[&str] = &[
     "id",
@@ -672,29 +684,16 @@ async fn export_conversions(
     if format == "csv" {
         writeln!(out, "{}", EXPORT_COLUMNS.join(",")).map_err(w)?;
     }
-    let mut cursor = String::new();
-    loop {
-        let page = admin(
-            remote,
-            Method::GET,
-            &format!("/api/v1/conversions?{base}{cursor}"),
-            None,
-        )
-        .await?;
-        for c in page["items"].as_array().into_iter().flatten() {
-            if format == "csv" {
-                let row: Vec<String> = EXPORT_COLUMNS.iter().map(|k| csv_field(&c[*k])).collect();
-                writeln!(out, "{}", row.join(",")).map_err(w)?;
-            } else {
-                writeln!(out, "{c}").map_err(w)?;
-            }
+    each_page(remote, &format!("/api/v1/conversions?{base}"), |c| {
+        if format == "csv" {
+            let row: Vec<String> = EXPORT_COLUMNS.iter().map(|k| csv_field(&c[*k])).collect();
+            writeln!(out, "{}", row.join(",")).map_err(w)
+        } else {
+            writeln!(out, "{c}").map_err(w)
         }
-        out.flush().map_err(w)?;
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => break,
-        }
-    }
+    })
+    .await?;
+    out.flush().map_err(w)?;
     Ok(())
 }
 
