@@ -208,7 +208,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(code: &'static str, field: Option<&'static str>, message: String) -> Self {
+    pub fn new(code: &'static str, field: Option<&'static str>, message: String) -> Self {
         Rejection {
             code,
             message,

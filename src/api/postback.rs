@@ -79,20 +79,22 @@ pub async fn postback(
 
     let mut verified: Option<Verified> = None;
     let parsed = if too_large {
-        Err(rejection(
+        Err(Rejection::new(
             "too_large",
+            None,
             format!("the body is larger than {max} bytes; send only the postback fields"),
         ))
     } else if !ip_allowed(&source, ip) {
-        Err(rejection(
+        Err(Rejection::new(
             "ip_not_allowed",
+            None,
             format!(
                 "requests from {ip} are not allowed for this source; add the network's server \
                  addresses to the source's allow_ips (check trusted_proxies if a proxy is in front)"
             ),
         ))
     } else if let Err(e) = verify(&source, &parts, &buf, now).map(|v| verified = v) {
-        Err(rejection(e.code(), e.message()))
+        Err(Rejection::new(e.code(), None, e.message()))
     } else {
         postback::parse(
             &postback::Request {
@@ -154,14 +156,6 @@ pub async fn postback(
         );
     }
     Ok(resp)
-}
-
-fn rejection(code: &'static str, message: String) -> Rejection {
-    Rejection {
-        code,
-        message,
-        field: None,
-    }
 }
 
 fn ip_allowed(source: &SourceEntry, ip: std::net::IpAddr) -> bool {
