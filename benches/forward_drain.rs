@@ -91,7 +91,7 @@ async fn run(n: usize) {
                 allow_ips: vec![],
                 rate_limit: None,
             };
-            ctx.sources.insert(1, records::encode(&src).as_slice())?;
+            ctx.sources()?.insert(1, records::encode(&src).as_slice())?;
             ctx.catalog_mut().put_source(1, src);
             let d = DestinationRecord {
                 name: "hook".into(),
@@ -103,7 +103,7 @@ async fn run(n: usize) {
                 filter_statuses: vec!["approved".into()],
                 created_ms: now,
             };
-            ctx.destinations.insert(1, records::encode(&d).as_slice())?;
+            ctx.destinations()?.insert(1, records::encode(&d).as_slice())?;
             ctx.catalog_mut().put_destination(1, d);
             Ok(())
         })

@@ -64,7 +64,7 @@ async fn run(n: u64, dir: std::path::PathBuf) {
                 param: "click_id".into(),
                 created_ms: now,
             };
-            ctx.links.insert("b", records::encode(&l).as_slice())?;
+            ctx.links()?.insert("b", records::encode(&l).as_slice())?;
             ctx.catalog_mut().put_link("b".into(), l);
             Ok(())
         })
@@ -105,7 +105,7 @@ async fn run(n: u64, dir: std::path::PathBuf) {
                             fbc: None,
                             fbp: None,
                         };
-                        ctx.clicks
+                        ctx.clicks()?
                             .insert(id.as_str(), records::encode(&c).as_slice())?;
                     }
                     Ok(())

@@ -63,7 +63,7 @@ pub fn signature_key(v: &Verified) -> Vec<u8> {
 /// Forget signatures whose timestamp is before `cutoff_ts`.
 pub fn forget_signatures(ctx: &mut WriteCtx<'_>, cutoff_ts: i64) -> Result<(), StoreError> {
     let upper = ((cutoff_ts as u64) ^ (1 << 63)).to_be_bytes();
-    ctx.signatures
+    ctx.signatures()?
         .retain_in(..upper.as_slice(), |_, ()| false)?;
     Ok(())
 }
@@ -94,7 +94,7 @@ pub fn record_postback(
     let event_id = ids::new_id(now_ms);
     let sig_key = signature.as_ref().map(signature_key);
     let replayed = match &sig_key {
-        Some(k) => ctx.signatures.get(k.as_slice())?.is_some(),
+        Some(k) => ctx.signatures()?.get(k.as_slice())?.is_some(),
         None => false,
     };
     let (http_status, result, message, conversion_id, click_id, mut body) = match parsed {
@@ -146,7 +146,7 @@ pub fn record_postback(
         && !replayed
         && (200..300).contains(&http_status)
     {
-        ctx.signatures.insert(k.as_slice(), ())?;
+        ctx.signatures()?.insert(k.as_slice(), ())?;
     }
     body["event_id"] = json!(event_id);
     let ev = EventRecord {
@@ -167,7 +167,7 @@ pub fn record_postback(
         click_id,
         replay_of,
     };
-    ctx.events
+    ctx.events()?
         .insert(event_id.as_str(), records::encode(&ev).as_slice())?;
     Ok(Outcome {
         event_id,
@@ -186,10 +186,13 @@ fn apply_conversion(
     now_ms: u64,
 ) -> Result<Applied, StoreError> {
     let key = dedup_key(source_id, f);
-    let existing = ctx.dedup.get(key.as_str())?.map(|v| v.value().to_string());
+    let existing = ctx
+        .dedup()?
+        .get(key.as_str())?
+        .map(|v| v.value().to_string());
     if let Some(conv_id) = existing {
         let bytes = ctx
-            .conversions
+            .conversions()?
             .get(conv_id.as_str())?
             .map(|v| v.value().to_vec())
             .ok_or_else(|| {
@@ -209,7 +212,7 @@ fn apply_conversion(
         conv.updated_ms = now_ms;
         conv.history.push((now_ms, new_status.to_string()));
         conv.event_ids.push(event_id.to_string());
-        ctx.conversions
+        ctx.conversions()?
             .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
         outbox::enqueue(ctx, &conv_id, &conv, "conversion.updated", now_ms)?;
         let body = json!({
@@ -221,7 +224,7 @@ fn apply_conversion(
         return Ok((200, "updated".into(), None, conv_id, body));
     }
 
-    let click = match ctx.clicks.get(f.click_id.as_str())? {
+    let click = match ctx.clicks()?.get(f.click_id.as_str())? {
         Some(v) => Some(records::decode::<records::ClickRecord>(v.value())?),
         None => None,
     };
@@ -248,9 +251,9 @@ fn apply_conversion(
         event_ids: vec![event_id.to_string()],
         extra: f.extra.clone(),
     };
-    ctx.conversions
+    ctx.conversions()?
         .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
-    ctx.dedup.insert(key.as_str(), conv_id.as_str())?;
+    ctx.dedup()?.insert(key.as_str(), conv_id.as_str())?;
     outbox::enqueue(ctx, &conv_id, &conv, "conversion.created", now_ms)?;
     if click.is_some() {
         let body = json!({
@@ -303,7 +306,7 @@ pub fn replay(
     limits: &Limits,
     now_ms: u64,
 ) -> Result<Outcome, ReplayError> {
-    let ev: EventRecord = match ctx.events.get(event_id).map_err(StoreError::from)? {
+    let ev: EventRecord = match ctx.events()?.get(event_id).map_err(StoreError::from)? {
         Some(v) => records::decode(v.value())?,
         None => return Err(ReplayError::NotFound),
     };

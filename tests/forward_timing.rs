@@ -84,7 +84,7 @@ async fn setup(kind: &str, config: serde_json::Value) -> (tempfile::TempDir, Arc
                 allow_ips: vec![],
                 rate_limit: None,
             };
-            ctx.sources.insert(1, records::encode(&src).as_slice())?;
+            ctx.sources()?.insert(1, records::encode(&src).as_slice())?;
             ctx.catalog_mut().put_source(1, src);
             let d = DestinationRecord {
                 name: "d".into(),
@@ -96,7 +96,8 @@ async fn setup(kind: &str, config: serde_json::Value) -> (tempfile::TempDir, Arc
                 filter_statuses: vec!["approved".into()],
                 created_ms: now,
             };
-            ctx.destinations.insert(1, records::encode(&d).as_slice())?;
+            ctx.destinations()?
+                .insert(1, records::encode(&d).as_slice())?;
             ctx.catalog_mut().put_destination(1, d);
             Ok(())
         })

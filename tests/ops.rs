@@ -171,7 +171,7 @@ async fn retention_purges_in_small_transactions() {
                     fbp: None,
                 };
                 let id = postbackd::ids::id_from_parts(now, i as u128);
-                ctx.clicks
+                ctx.clicks()?
                     .insert(id.as_str(), records::encode(&c).as_slice())?;
             }
             Ok(())

@@ -473,7 +473,8 @@ async fn create_source(app: &App, input: SourceIn) -> Result<Resp, ApiError> {
         .store
         .write(move |ctx| {
             let id = store::next_counter(ctx, "next_source_id")?;
-            ctx.sources.insert(id, records::encode(&rec).as_slice())?;
+            ctx.sources()?
+                .insert(id, records::encode(&rec).as_slice())?;
             Ok(ctx.catalog_mut().put_source(id, rec))
         })
         .await?;
@@ -506,7 +507,8 @@ async fn update_source(app: &App, id: u64, input: SourceIn) -> Result<Resp, ApiE
             if !ctx.catalog().sources.contains_key(&id) {
                 return Ok(None);
             }
-            ctx.sources.insert(id, records::encode(&rec).as_slice())?;
+            ctx.sources()?
+                .insert(id, records::encode(&rec).as_slice())?;
             Ok(Some(ctx.catalog_mut().put_source(id, rec)))
         })
         .await?
@@ -520,7 +522,7 @@ async fn delete_source(app: &App, id: u64) -> Result<Resp, ApiError> {
     let removed = app
         .store
         .write(move |ctx| {
-            let existed = ctx.sources.remove(id)?.is_some();
+            let existed = ctx.sources()?.remove(id)?.is_some();
             if existed {
                 ctx.catalog_mut().remove_source(id);
             }
@@ -679,7 +681,7 @@ async fn create_link(app: &App, input: LinkIn) -> Result<Resp, ApiError> {
             if ctx.catalog().links.contains_key(&slug) {
                 return Ok(None);
             }
-            ctx.links
+            ctx.links()?
                 .insert(slug.as_str(), records::encode(&rec).as_slice())?;
             Ok(Some(ctx.catalog_mut().put_link(slug, rec)))
         })
@@ -719,7 +721,7 @@ async fn update_link(app: &App, slug: &str, input: LinkIn) -> Result<Resp, ApiEr
             if !ctx.catalog().links.contains_key(&slug_owned) {
                 return Ok(None);
             }
-            ctx.links
+            ctx.links()?
                 .insert(slug_owned.as_str(), records::encode(&rec).as_slice())?;
             Ok(Some(ctx.catalog_mut().put_link(slug_owned, rec)))
         })
@@ -736,7 +738,7 @@ async fn delete_link(app: &App, slug: &str) -> Result<Resp, ApiError> {
     let removed = app
         .store
         .write(move |ctx| {
-            let existed = ctx.links.remove(s.as_str())?.is_some();
+            let existed = ctx.links()?.remove(s.as_str())?.is_some();
             if existed {
                 ctx.catalog_mut().remove_link(&s);
             }

@@ -290,7 +290,7 @@ pub async fn create(app: &App, input: DestinationIn) -> Result<Resp, ApiError> {
         .store
         .write(move |ctx| {
             let id = store::next_counter(ctx, "next_destination_id")?;
-            ctx.destinations
+            ctx.destinations()?
                 .insert(id, records::encode(&rec).as_slice())?;
             Ok(ctx.catalog_mut().put_destination(id, rec))
         })
@@ -313,7 +313,7 @@ pub async fn update(app: &App, id: u64, input: DestinationIn) -> Result<Resp, Ap
             if !ctx.catalog().destinations.contains_key(&id) {
                 return Ok(None);
             }
-            ctx.destinations
+            ctx.destinations()?
                 .insert(id, records::encode(&rec).as_slice())?;
             Ok(Some(ctx.catalog_mut().put_destination(id, rec)))
         })
@@ -326,7 +326,7 @@ pub async fn delete(app: &App, id: u64) -> Result<Resp, ApiError> {
     let removed = app
         .store
         .write(move |ctx| {
-            let existed = ctx.destinations.remove(id)?.is_some();
+            let existed = ctx.destinations()?.remove(id)?.is_some();
             if existed {
                 ctx.catalog_mut().remove_destination(id);
             }

@@ -85,7 +85,7 @@ pub async fn click(
     // The redirect is sent only after the click is durable.
     app.store
         .write(move |ctx| {
-            ctx.clicks.insert(key.as_str(), bytes.as_slice())?;
+            ctx.clicks()?.insert(key.as_str(), bytes.as_slice())?;
             Ok(())
         })
         .await?;

@@ -57,10 +57,10 @@ pub fn enqueue(
         let id = ids::new_id(now_ms);
         if once {
             let key = format!("{dest}\x1f{conversion_id}");
-            if ctx.delivery_keys.get(key.as_str())?.is_some() {
+            if ctx.delivery_keys()?.get(key.as_str())?.is_some() {
                 continue;
             }
-            ctx.delivery_keys.insert(key.as_str(), id.as_str())?;
+            ctx.delivery_keys()?.insert(key.as_str(), id.as_str())?;
         }
         let d = DeliveryRecord {
             destination_id: dest,
@@ -83,10 +83,11 @@ pub fn enqueue(
 }
 
 fn put_pending(ctx: &mut WriteCtx<'_>, id: &str, d: &DeliveryRecord) -> Result<(), StoreError> {
-    ctx.deliveries.insert(id, records::encode(d).as_slice())?;
-    ctx.outbox
+    ctx.deliveries()?
+        .insert(id, records::encode(d).as_slice())?;
+    ctx.outbox()?
         .insert(outbox_key(d.next_ms, id).as_slice(), ())?;
-    ctx.pending.insert(id, ())?;
+    ctx.pending()?.insert(id, ())?;
     ctx.wake_forwarder = true;
     Ok(())
 }
@@ -126,7 +127,7 @@ pub fn record_attempt(
     if d.state != PENDING || d.next_ms != scheduled_ms {
         return Ok(None);
     }
-    ctx.outbox
+    ctx.outbox()?
         .remove(outbox_key(d.next_ms, delivery_id).as_slice())?;
     d.attempts += 1;
     d.last_attempt_ms = Some(now_ms);
@@ -156,7 +157,7 @@ pub fn record_attempt(
             d.last_status = Some(status);
             d.last_error = note;
             d.delivered_ms = Some(now_ms);
-            ctx.pending.remove(delivery_id)?;
+            ctx.pending()?.remove(delivery_id)?;
         }
         AttemptResult::Retry {
             status,
@@ -166,7 +167,7 @@ pub fn record_attempt(
             d.last_status = status;
             d.last_error = Some(reason);
             d.next_ms = next_ms;
-            ctx.outbox
+            ctx.outbox()?
                 .insert(outbox_key(next_ms, delivery_id).as_slice(), ())?;
             ctx.wake_forwarder = true;
         }
@@ -174,10 +175,10 @@ pub fn record_attempt(
             d.state = DEAD.into();
             d.last_status = status;
             d.last_error = Some(reason);
-            ctx.pending.remove(delivery_id)?;
+            ctx.pending()?.remove(delivery_id)?;
         }
     }
-    ctx.deliveries
+    ctx.deliveries()?
         .insert(delivery_id, records::encode(&d).as_slice())?;
     Ok(Some(d))
 }
@@ -192,7 +193,7 @@ pub fn retry(
         return Ok(None);
     };
     if d.state == PENDING {
-        ctx.outbox
+        ctx.outbox()?
             .remove(outbox_key(d.next_ms, delivery_id).as_slice())?;
     }
     d.state = PENDING.into();
@@ -202,8 +203,8 @@ pub fn retry(
     Ok(Some(d))
 }
 
-fn load(ctx: &WriteCtx<'_>, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
-    match ctx.deliveries.get(id)? {
+fn load(ctx: &mut WriteCtx<'_>, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+    match ctx.deliveries()?.get(id)? {
         Some(v) => Ok(Some(records::decode(v.value())?)),
         None => Ok(None),
     }

@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition,
+    WriteTransaction,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -141,21 +142,68 @@ impl std::fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
-/// The tables a write job works on, opened once per batch.
+/// Declares the lazily opened tables of [`WriteCtx`]: a field and an
+/// accessor per table.
+macro_rules! write_tables {
+    ($($(#[$doc:meta])* $name:ident: $def:ident <$k:ty, $v:ty>;)*) => {
+        /// The tables of one batch's transaction, each opened on first use
+        /// and kept open until the commit. Opening is not free (a lookup in
+        /// redb's table tree, and a table-root update staged at close), and
+        /// a batch of clicks touches one table of the thirteen.
+        #[derive(Default)]
+        struct OpenTables<'t> {
+            $($name: Option<Table<'t, $k, $v>>,)*
+        }
+
+        impl<'t> WriteCtx<'t> {
+            $(
+                $(#[$doc])*
+                pub fn $name(&mut self) -> Result<&mut Table<'t, $k, $v>, StoreError> {
+                    let table = match self.tables.$name.take() {
+                        Some(t) => t,
+                        None => self.txn.open_table($def)?,
+                    };
+                    Ok(self.tables.$name.insert(table))
+                }
+            )*
+        }
+    };
+}
+
+write_tables! {
+    /// [`META`]
+    meta: META<&'static str, &'static [u8]>;
+    /// [`SOURCES`]
+    sources: SOURCES<u64, &'static [u8]>;
+    /// [`LINKS`]
+    links: LINKS<&'static str, &'static [u8]>;
+    /// [`CLICKS`]
+    clicks: CLICKS<&'static str, &'static [u8]>;
+    /// [`CONVERSIONS`]
+    conversions: CONVERSIONS<&'static str, &'static [u8]>;
+    /// [`DEDUP`]
+    dedup: DEDUP<&'static str, &'static str>;
+    /// [`EVENTS`]
+    events: EVENTS<&'static str, &'static [u8]>;
+    /// [`SIGNATURES`]
+    signatures: SIGNATURES<&'static [u8], ()>;
+    /// [`DESTINATIONS`]
+    destinations: DESTINATIONS<u64, &'static [u8]>;
+    /// [`DELIVERIES`]
+    deliveries: DELIVERIES<&'static str, &'static [u8]>;
+    /// [`OUTBOX`]
+    outbox: OUTBOX<&'static [u8], ()>;
+    /// [`PENDING`]
+    pending: PENDING<&'static str, ()>;
+    /// [`DELIVERY_KEYS`]
+    delivery_keys: DELIVERY_KEYS<&'static str, &'static str>;
+}
+
+/// What a write job sees: the batch's transaction (through one accessor
+/// per table) and the catalog.
 pub struct WriteCtx<'t> {
-    pub meta: Table<'t, &'static str, &'static [u8]>,
-    pub sources: Table<'t, u64, &'static [u8]>,
-    pub links: Table<'t, &'static str, &'static [u8]>,
-    pub clicks: Table<'t, &'static str, &'static [u8]>,
-    pub conversions: Table<'t, &'static str, &'static [u8]>,
-    pub dedup: Table<'t, &'static str, &'static str>,
-    pub events: Table<'t, &'static str, &'static [u8]>,
-    pub signatures: Table<'t, &'static [u8], ()>,
-    pub destinations: Table<'t, u64, &'static [u8]>,
-    pub deliveries: Table<'t, &'static str, &'static [u8]>,
-    pub outbox: Table<'t, &'static [u8], ()>,
-    pub pending: Table<'t, &'static str, ()>,
-    pub delivery_keys: Table<'t, &'static str, &'static str>,
+    txn: &'t WriteTransaction,
+    tables: OpenTables<'t>,
     /// Set when this batch queued deliveries: the forwarder is woken after
     /// the commit.
     pub wake_forwarder: bool,
@@ -640,19 +688,8 @@ fn run_batch(
     }
     let changed = {
         let mut ctx = WriteCtx {
-            meta: txn.open_table(META)?,
-            sources: txn.open_table(SOURCES)?,
-            links: txn.open_table(LINKS)?,
-            clicks: txn.open_table(CLICKS)?,
-            conversions: txn.open_table(CONVERSIONS)?,
-            dedup: txn.open_table(DEDUP)?,
-            events: txn.open_table(EVENTS)?,
-            signatures: txn.open_table(SIGNATURES)?,
-            destinations: txn.open_table(DESTINATIONS)?,
-            deliveries: txn.open_table(DELIVERIES)?,
-            outbox: txn.open_table(OUTBOX)?,
-            pending: txn.open_table(PENDING)?,
-            delivery_keys: txn.open_table(DELIVERY_KEYS)?,
+            txn: &txn,
+            tables: OpenTables::default(),
             wake_forwarder: false,
             base: cell.load(),
             changed: None,
@@ -678,7 +715,7 @@ fn run_batch(
 /// Next value of a `u64` counter kept in `meta`.
 pub fn next_counter(ctx: &mut WriteCtx<'_>, name: &'static str) -> Result<u64, StoreError> {
     let current = ctx
-        .meta
+        .meta()?
         .get(name)?
         .map(|v| {
             let b = v.value();
@@ -689,7 +726,7 @@ pub fn next_counter(ctx: &mut WriteCtx<'_>, name: &'static str) -> Result<u64, S
         })
         .unwrap_or(0);
     let next = current + 1;
-    ctx.meta.insert(name, next.to_le_bytes().as_slice())?;
+    ctx.meta()?.insert(name, next.to_le_bytes().as_slice())?;
     Ok(next)
 }
 
