@@ -30,12 +30,156 @@ pub struct RawRequest {
     pub user_agent: Option<String>,
 }
 
-/// The answer to a postback: HTTP status and JSON body.
+/// The answer to a postback, as decided in the writer. The JSON body is
+/// built from it by [`Outcome::body`] on the handler's thread, not in the
+/// writer, which is the serial part of the ingest path.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub event_id: String,
     pub http_status: u16,
-    pub body: Value,
+    pub answer: Answer,
+}
+
+/// What happened to a postback.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// Refused (`code` is the stable error code).
+    Rejected {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
+    /// A signed request whose signature was already accepted.
+    SignatureReplay,
+    /// The same conversion with the same status.
+    Duplicate {
+        conversion_id: String,
+        status: String,
+    },
+    /// The same conversion with a new status.
+    Updated {
+        conversion_id: String,
+        status: &'static str,
+        previous_status: String,
+    },
+    /// A new conversion on a recorded click.
+    Matched {
+        conversion_id: String,
+        kind: &'static str,
+        click_id: String,
+        status: &'static str,
+    },
+    /// A new conversion on an unknown click ID (stored, answered 202).
+    Unmatched {
+        conversion_id: String,
+        kind: &'static str,
+        click_id: String,
+        status: &'static str,
+        message: String,
+    },
+}
+
+const SIGNATURE_REPLAY_MESSAGE: &str =
+    "this signed request was already received (same signature); it is not counted again";
+
+impl Answer {
+    /// The `result` (or, for a refusal, the `error`) reported and logged.
+    pub fn result(&self) -> &str {
+        match self {
+            Answer::Rejected { code, .. } => code,
+            Answer::SignatureReplay | Answer::Duplicate { .. } => "duplicate",
+            Answer::Updated { .. } => "updated",
+            Answer::Matched { .. } => "matched",
+            Answer::Unmatched { .. } => "unmatched",
+        }
+    }
+
+    fn message(&self) -> Option<&str> {
+        match self {
+            Answer::Rejected { message, .. } | Answer::Unmatched { message, .. } => Some(message),
+            Answer::SignatureReplay => Some(SIGNATURE_REPLAY_MESSAGE),
+            _ => None,
+        }
+    }
+
+    fn conversion_id(&self) -> Option<&str> {
+        match self {
+            Answer::Duplicate { conversion_id, .. }
+            | Answer::Updated { conversion_id, .. }
+            | Answer::Matched { conversion_id, .. }
+            | Answer::Unmatched { conversion_id, .. } => Some(conversion_id),
+            Answer::Rejected { .. } | Answer::SignatureReplay => None,
+        }
+    }
+}
+
+impl Outcome {
+    /// The response body (the contract's JSON shapes).
+    pub fn body(&self) -> Value {
+        let mut body = match &self.answer {
+            Answer::Rejected {
+                code,
+                message,
+                field,
+            } => {
+                let mut b = json!({"error": code, "message": message});
+                if let Some(f) = field {
+                    b["field"] = json!(f);
+                }
+                b
+            }
+            Answer::SignatureReplay => {
+                json!({"result": "duplicate", "message": SIGNATURE_REPLAY_MESSAGE})
+            }
+            Answer::Duplicate {
+                conversion_id,
+                status,
+            } => json!({
+                "result": "duplicate",
+                "conversion_id": conversion_id,
+                "status": status,
+            }),
+            Answer::Updated {
+                conversion_id,
+                status,
+                previous_status,
+            } => json!({
+                "result": "updated",
+                "conversion_id": conversion_id,
+                "status": status,
+                "previous_status": previous_status,
+            }),
+            Answer::Matched {
+                conversion_id,
+                kind,
+                click_id,
+                status,
+            } => json!({
+                "result": "matched",
+                "conversion_id": conversion_id,
+                "type": kind,
+                "click_id": click_id,
+                "status": status,
+            }),
+            Answer::Unmatched {
+                conversion_id,
+                kind,
+                click_id,
+                status,
+                message,
+            } => json!({
+                "result": "unmatched",
+                "error": "no_match",
+                "message": message,
+                "conversion_id": conversion_id,
+                "type": kind,
+                "click_id": click_id,
+                "status": status,
+            }),
+        };
+        body["event_id"] = json!(self.event_id);
+        body
+    }
 }
 
 /// The dedup key: (source, transaction_id), or without one
@@ -97,47 +241,20 @@ pub fn record_postback(
         Some(k) => ctx.signatures()?.get(k.as_slice())?.is_some(),
         None => false,
     };
-    let (http_status, result, message, conversion_id, click_id, mut body) = match parsed {
+    let (http_status, answer, click_id) = match parsed {
         Err(rej) => {
-            let mut body = json!({"error": rej.code, "message": rej.message});
-            if let Some(f) = rej.field {
-                body["field"] = json!(f);
-            }
             let status = rejection_status(rej.code);
-            (
-                status,
-                rej.code.to_string(),
-                Some(rej.message),
-                None,
-                None,
-                body,
-            )
+            let answer = Answer::Rejected {
+                code: rej.code,
+                message: rej.message,
+                field: rej.field.map(str::to_string),
+            };
+            (status, answer, None)
         }
-        Ok(fields) if replayed => {
-            let message = "this signed request was already received (same signature); \
-                           it is not counted again"
-                .to_string();
-            let body = json!({"result": "duplicate", "message": message});
-            (
-                200,
-                "duplicate".to_string(),
-                Some(message),
-                None,
-                Some(fields.click_id),
-                body,
-            )
-        }
+        Ok(fields) if replayed => (200, Answer::SignatureReplay, Some(fields.click_id)),
         Ok(fields) => {
-            let (status, result, message, conv_id, body) =
-                apply_conversion(ctx, source_id, &fields, &event_id, now_ms)?;
-            (
-                status,
-                result,
-                message,
-                Some(conv_id),
-                Some(fields.click_id),
-                body,
-            )
+            let (status, answer) = apply_conversion(ctx, source_id, &fields, &event_id, now_ms)?;
+            (status, answer, Some(fields.click_id))
         }
     };
     // Remember the signature only once it produced an accepted answer: a
@@ -148,7 +265,6 @@ pub fn record_postback(
     {
         ctx.signatures()?.insert(k.as_slice(), ())?;
     }
-    body["event_id"] = json!(event_id);
     let ev = EventRecord {
         source_id,
         ms: now_ms,
@@ -161,9 +277,9 @@ pub fn record_postback(
         remote_ip: raw.remote_ip,
         user_agent: raw.user_agent,
         http_status,
-        result,
-        message,
-        conversion_id,
+        result: answer.result().to_string(),
+        message: answer.message().map(str::to_string),
+        conversion_id: answer.conversion_id().map(str::to_string),
         click_id,
         replay_of,
     };
@@ -172,11 +288,9 @@ pub fn record_postback(
     Ok(Outcome {
         event_id,
         http_status,
-        body,
+        answer,
     })
 }
-
-type Applied = (u16, String, Option<String>, String, Value);
 
 fn apply_conversion(
     ctx: &mut WriteCtx<'_>,
@@ -184,7 +298,7 @@ fn apply_conversion(
     f: &Fields,
     event_id: &str,
     now_ms: u64,
-) -> Result<Applied, StoreError> {
+) -> Result<(u16, Answer), StoreError> {
     let key = dedup_key(source_id, f);
     let existing = ctx
         .dedup()?
@@ -201,12 +315,11 @@ fn apply_conversion(
         let mut conv: ConversionRecord = records::decode(&bytes)?;
         let new_status = f.status.as_str();
         if conv.status == new_status {
-            let body = json!({
-                "result": "duplicate",
-                "conversion_id": conv_id,
-                "status": conv.status,
-            });
-            return Ok((200, "duplicate".into(), None, conv_id, body));
+            let answer = Answer::Duplicate {
+                conversion_id: conv_id,
+                status: conv.status,
+            };
+            return Ok((200, answer));
         }
         let previous = std::mem::replace(&mut conv.status, new_status.to_string());
         conv.updated_ms = now_ms;
@@ -215,13 +328,12 @@ fn apply_conversion(
         ctx.conversions()?
             .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
         outbox::enqueue(ctx, &conv_id, &conv, "conversion.updated", now_ms)?;
-        let body = json!({
-            "result": "updated",
-            "conversion_id": conv_id,
-            "status": new_status,
-            "previous_status": previous,
-        });
-        return Ok((200, "updated".into(), None, conv_id, body));
+        let answer = Answer::Updated {
+            conversion_id: conv_id,
+            status: new_status,
+            previous_status: previous,
+        };
+        return Ok((200, answer));
     }
 
     let click = match ctx.clicks()?.get(f.click_id.as_str())? {
@@ -255,15 +367,20 @@ fn apply_conversion(
         .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
     ctx.dedup()?.insert(key.as_str(), conv_id.as_str())?;
     outbox::enqueue(ctx, &conv_id, &conv, "conversion.created", now_ms)?;
+    let (conversion_id, kind, click_id, status) = (
+        conv_id,
+        f.kind.as_str(),
+        f.click_id.clone(),
+        f.status.as_str(),
+    );
     if click.is_some() {
-        let body = json!({
-            "result": "matched",
-            "conversion_id": conv_id,
-            "type": f.kind.as_str(),
-            "click_id": f.click_id,
-            "status": f.status.as_str(),
-        });
-        Ok((200, "matched".into(), None, conv_id, body))
+        let answer = Answer::Matched {
+            conversion_id,
+            kind,
+            click_id,
+            status,
+        };
+        Ok((200, answer))
     } else {
         let message = format!(
             "No match found: click ID `{}` is not a click recorded by this server; the conversion \
@@ -271,16 +388,14 @@ fn apply_conversion(
              unchanged",
             f.click_id
         );
-        let body = json!({
-            "result": "unmatched",
-            "error": "no_match",
-            "message": message,
-            "conversion_id": conv_id,
-            "type": f.kind.as_str(),
-            "click_id": f.click_id,
-            "status": f.status.as_str(),
-        });
-        Ok((202, "unmatched".into(), Some(message), conv_id, body))
+        let answer = Answer::Unmatched {
+            conversion_id,
+            kind,
+            click_id,
+            status,
+            message,
+        };
+        Ok((202, answer))
     }
 }
 

@@ -924,7 +924,7 @@ async fn replay_event(app: &App, id: &str) -> Result<Resp, ApiError> {
     match res {
         Ok(o) => Ok(json_response(
             StatusCode::OK,
-            &json!({"replay_of": id, "event_id": o.event_id, "http_status": o.http_status, "response": o.body}),
+            &json!({"replay_of": id, "event_id": o.event_id, "http_status": o.http_status, "response": o.body()}),
         )),
         Err(ReplayError::NotFound) => Err(ApiError::not_found(
             "unknown_event",

@@ -133,20 +133,15 @@ pub async fn postback(
         .write(move |ctx| ingest::record_postback(ctx, source_id, raw, parsed, None, verified, now))
         .await?;
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
-    app.requests.postback(
-        outcome.body["result"]
-            .as_str()
-            .or(outcome.body["error"].as_str())
-            .unwrap_or("unknown"),
-    );
+    app.requests.postback(outcome.answer.result());
     tracing::debug!(
         source = source_id,
         event = %outcome.event_id,
         status = outcome.http_status,
-        result = %outcome.body["result"].as_str().or(outcome.body["error"].as_str()).unwrap_or(""),
+        result = outcome.answer.result(),
         "postback"
     );
-    let mut resp = json_response(status, &outcome.body);
+    let mut resp = json_response(status, &outcome.body());
     if too_large {
         // The rest of the body was never read: the connection cannot carry
         // another request, and a keep-alive client must be told so.
