@@ -15,6 +15,11 @@ use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 
+/// The same allocator as postbackd, so the ratio measures storage, not
+/// malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let addr = std::env::args()
         .skip(1)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Where the server's CPU goes, per request: a sampling profile (perf,
+# cpu-clock, frame-pointer call graphs) of the release server under wrk at
+# 32 connections, for clicks and for matched postbacks, folded by
+# benches/fold_profile.py into writer phases (jobs, commit, fsync) and
+# handler phases (HTTP read/write, request code, scheduling).
+#
+#   benches/profile.sh [seconds per run, default 8]
+#
+# Needs wrk and perf (Debian: apt-get install wrk linux-perf). cpu-clock
+# works on VMs without hardware counters. The build goes to
+# target/profile-build (frame pointers + line tables: a different binary
+# from the release one, so its own cache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-8}
+for t in wrk perf; do command -v $t >/dev/null || { echo "install $t (apt-get install wrk linux-perf)" >&2; exit 1; }; done
+export CARGO_TARGET_DIR=target/profile-build
+RUSTFLAGS="-C force-frame-pointers=yes" CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+  cargo build --release --quiet --bin postbackd
+BIN=$CARGO_TARGET_DIR/release/postbackd
+PORT=18951
+TOKEN=bench-admin-token-0123456789
+WORK=$(mktemp -d)
+SPID=
+cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+POSTBACKD_RATE_LIMIT_CLICK_IP=off POSTBACKD_RATE_LIMIT_POSTBACK_IP=off POSTBACKD_RATE_LIMIT_SOURCE=off \
+  POSTBACKD_ADMIN_TOKEN=$TOKEN POSTBACKD_LOG=warn \
+  "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
+SPID=$!
+API=http://127.0.0.1:$PORT
+for _ in $(seq 100); do curl -sf $API/healthz >/dev/null && break; sleep 0.1; done
+H="Authorization: Bearer $TOKEN"
+curl -sf -X POST $API/api/v1/sources -H "$H" -d '{"name":"bench"}' >/dev/null
+KEY=$(curl -sf $API/api/v1/sources -H "$H" | sed -E 's/.*"key":"([0-9a-f]+)".*/\1/')
+curl -s -X POST $API/api/v1/links -H "$H" -d '{"slug":"b","destination":"https://offer.example/?s={click_id}"}' >/dev/null
+CLICK=$(curl -s -o /dev/null -D - $API/c/b | tr -d '\r' | awk -F': ' 'tolower($1)=="x-postbackd-click-id"{print $2}')
+wrk -t2 -c32 -d2s $API/c/b >/dev/null # warm up
+
+profile() { # name, then the wrk arguments
+  local name=$1; shift
+  perf record -q -e cpu-clock -F 2000 -g -o "$WORK/$name.data" -p "$SPID" -- sleep "$SECS" 2>/dev/null &
+  local pp=$!
+  local out n
+  out=$(wrk -t2 -c32 -d"${SECS}s" "$@")
+  wait $pp
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo
+  echo "== $name: $(echo "$out" | awk '/Requests\/sec/ {print $2}') requests/s, $n requests while sampled"
+  perf script -i "$WORK/$name.data" 2>/dev/null | python3 benches/fold_profile.py "$n" 12
+}
+profile clicks "$API/c/b"
+RUN=prof KEY=$KEY CLICK=$CLICK profile postbacks -s benches/wrk/postback.lua "$API"
+echo
+echo "writer: $(curl -s $API/api/v1/stats -H "$H" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(f"{d[\"commits\"]} commits, {d[\"avg_batch\"]:.1f} writes per commit, {d[\"avg_commit_ms\"]:.3f} ms per commit")')"
