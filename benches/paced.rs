@@ -92,8 +92,12 @@ fn main() {
         std::thread::sleep(Duration::from_micros(100));
     }
     drop(queues);
-    let (mut lat, bad, errors) = runner.join().expect("connections");
+    let (lat, bad, errors) = runner.join().expect("connections");
     let elapsed = start.elapsed().as_secs_f64();
+    if std::env::var_os("PACED_TIMELINE").is_some() {
+        timeline(&lat, start);
+    }
+    let mut lat: Vec<Duration> = lat.into_iter().map(|(_, l)| l).collect();
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {
@@ -115,6 +119,22 @@ fn main() {
     );
 }
 
+/// PACED_TIMELINE=1: the worst latency of each 100 ms of the schedule, on
+/// stderr, to see whether a tail comes from one stall or from everywhere.
+fn timeline(lat: &[(Instant, Duration)], start: Instant) {
+    let mut worst: Vec<Duration> = Vec::new();
+    for (due, l) in lat {
+        let slot = (due.saturating_duration_since(start).as_millis() / 100) as usize;
+        if worst.len() <= slot {
+            worst.resize(slot + 1, Duration::ZERO);
+        }
+        worst[slot] = worst[slot].max(*l);
+    }
+    for (i, w) in worst.iter().enumerate() {
+        eprintln!("{:>6} ms {:>8.3}", i * 100, w.as_secs_f64() * 1000.0);
+    }
+}
+
 /// One keep-alive connection sending each request handed to it (its due
 /// time) as soon as the previous answer is in; returns the latencies (due
 /// time to complete response), the non-2xx/3xx count and the transport
@@ -126,7 +146,7 @@ async fn connection(
     template: &str,
     counter: &AtomicU64,
     mut due_times: tokio::sync::mpsc::UnboundedReceiver<Instant>,
-) -> (Vec<Duration>, u64, u64) {
+) -> (Vec<(Instant, Duration)>, u64, u64) {
     let (mut lat, mut bad, mut errors) = (Vec::new(), 0, 0);
     let mut stream = connect(addr).await.ok();
     let mut buf = Vec::with_capacity(4096);
@@ -157,7 +177,7 @@ async fn connection(
         let s = stream.as_mut().expect("connected");
         match exchange(s, &req, &mut buf).await {
             Ok(status) => {
-                lat.push(due.elapsed());
+                lat.push((due, due.elapsed()));
                 if !(200..400).contains(&status) {
                     bad += 1;
                 }
