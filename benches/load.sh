@@ -89,15 +89,20 @@ SERVED=$((N8 + N32 - BAD8 - BAD32))
 STORED=$((c1 - c0))
 
 # p99 at 80% of the maximum: a constant-rate generator (benches/paced.rs),
-# 32 connections. Prints "rps p50 p99 p999 max non2xx errors sent".
-TARGET=$(awk -v r="$P32" 'BEGIN{printf "%d", r*0.8}')
+# 32 connections, latency from each request's due time. Prints "rps p50 p99 p999 max non2xx errors sent".
+# "Max" is measured with that same client, closed-loop: its CPU is not
+# wrk's, and on 2 shared cores 80% of wrk's figure can be the paced
+# client's 100%.
+read -r PMAX _ _ _ _ _ _ _ < <("$PACED" "$API/c/b" max 32 "$SECS")
+TARGET=$(awk -v r="$PMAX" 'BEGIN{printf "%d", r*0.8}')
 read -r P80 P80P50 P80P99 _ _ P80BAD P80ERR _ < <("$PACED" "$API/c/b" "$TARGET" 32 "$SECS")
 
 j0=$(stats committed_writes); k0=$(stats commits); v0=$(stats conversions)
 read -r Q8 Q8P50 Q8P99 _ QN8 < <(RUN=a KEY=$KEY CLICK=$CLICK run_wrk 8 "$API" benches/wrk/postback.lua)
 read -r Q32 Q32P50 Q32P99 QBAD QN32 < <(RUN=b KEY=$KEY CLICK=$CLICK run_wrk 32 "$API" benches/wrk/postback.lua)
 j1=$(stats committed_writes); k1=$(stats commits); v1=$(stats conversions)
-QTARGET=$(awk -v r="$Q32" 'BEGIN{printf "%d", r*0.8}')
+read -r QMAX _ _ _ _ _ _ _ < <("$PACED" "$API/p/$KEY?click_id=$CLICK&amount=1.50&transaction_id=pacedmax{n}" max 32 "$SECS")
+QTARGET=$(awk -v r="$QMAX" 'BEGIN{printf "%d", r*0.8}')
 read -r Q80 Q80P50 Q80P99 _ _ Q80BAD Q80ERR _ < <("$PACED" "$API/p/$KEY?click_id=$CLICK&amount=1.50&transaction_id=paced{n}" "$QTARGET" 32 "$SECS")
 BATCH_PB=$(awk -v j="$((j1-j0))" -v k="$((k1-k0))" 'BEGIN{printf "%.1f", j/k}')
 
@@ -114,10 +119,10 @@ echo "| ceiling 302, 8 conns | $C8 | | | 1.00 | - |"
 echo "| ceiling 302, 32 conns | $C32 | $C32P50 | $C32P99 | 1.00 | - |"
 echo "| clicks, 8 conns | $P8 | $P8P50 | $P8P99 | $(ratio "$P8" "$C8") | |"
 echo "| clicks, 32 conns | $P32 | $P32P50 | $P32P99 | $(ratio "$P32" "$C32") | $BATCH_CLICKS (8+32 runs) |"
-echo "| clicks at 80% of max (paced, target $TARGET/s) | $P80 | $P80P50 | $P80P99 | | |"
+echo "| clicks at 80% of max (paced: max $PMAX/s, target $TARGET/s) | $P80 | $P80P50 | $P80P99 | | |"
 echo "| matched postbacks, 8 conns | $Q8 | $Q8P50 | $Q8P99 | $(ratio "$Q8" "$C8") | |"
 echo "| matched postbacks, 32 conns | $Q32 | $Q32P50 | $Q32P99 | $(ratio "$Q32" "$C32") | $BATCH_PB (8+32 runs) |"
-echo "| matched postbacks at 80% of max (paced, target $QTARGET/s) | $Q80 | $Q80P50 | $Q80P99 | | |"
+echo "| matched postbacks at 80% of max (paced: max $QMAX/s, target $QTARGET/s) | $Q80 | $Q80P50 | $Q80P99 | | |"
 echo
 echo "paced runs: clicks $P80BAD non-2xx/3xx, $P80ERR errors; postbacks $Q80BAD non-2xx, $Q80ERR errors"
 echo "302s served $SERVED, clicks stored $STORED (stored may exceed served by requests in flight when wrk stopped)"

@@ -6,7 +6,11 @@
 //! C keep-alive connections, and every request is timed from when it was
 //! *due*, as wrk2 does: a stall shows up in every request it delayed.
 //!
-//! `cargo bench --bench paced -- URL RATE CONNECTIONS SECONDS`
+//! `cargo bench --bench paced -- URL RATE|max CONNECTIONS SECONDS`
+//!
+//! `max` runs closed-loop instead (each connection sends as soon as its
+//! answer is in): the maximum *with this client*, whose own CPU, on a
+//! shared 2-core machine, is not wrk's; the harness paces at 80% of it.
 //!
 //! `{n}` in URL is replaced by a per-request counter (unique transaction
 //! IDs for postbacks). Prints one line:
@@ -29,12 +33,14 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     let [template, rate, conns, secs] = &args[..] else {
-        eprintln!("usage: paced URL RATE CONNECTIONS SECONDS");
+        eprintln!("usage: paced URL RATE|max CONNECTIONS SECONDS");
         std::process::exit(2);
     };
     let template = template.clone();
     let url: hyper::Uri = template.replace("{n}", "0").parse().expect("URL");
-    let rate: f64 = rate.parse().expect("RATE");
+    // "max": closed loop (each connection sends its next request as soon as
+    // the answer is in), to measure the maximum with this same client.
+    let rate: Option<f64> = (rate != "max").then(|| rate.parse().expect("RATE or max"));
     let conns: usize = conns.parse().expect("CONNECTIONS");
     let secs: f64 = secs.parse().expect("SECONDS");
     let addr = format!(
@@ -46,6 +52,9 @@ fn main() {
     let (queues, receivers): (Vec<_>, Vec<_>) = (0..conns)
         .map(|_| tokio::sync::mpsc::unbounded_channel::<Instant>())
         .unzip();
+    // Connect before the clock starts.
+    let start = Instant::now() + Duration::from_millis(200);
+    let deadline = start + Duration::from_secs_f64(secs);
     // The connections run on one thread (a current-thread runtime): cheaper
     // per request than a work-stealing pool, so more of the machine is left
     // to the server under test.
@@ -60,7 +69,13 @@ fn main() {
                 .map(|rx| {
                     let (addr, template, counter) =
                         (addr.clone(), template.clone(), counter.clone());
-                    tokio::spawn(async move { connection(&addr, &template, &counter, rx).await })
+                    let schedule = match rate {
+                        Some(_) => Schedule::Paced(rx),
+                        None => Schedule::ClosedLoop { start, deadline },
+                    };
+                    tokio::spawn(
+                        async move { connection(&addr, &template, &counter, schedule).await },
+                    )
                 })
                 .collect();
             let (mut lat, mut bad, mut errors) = (Vec::new(), 0u64, 0u64);
@@ -73,23 +88,23 @@ fn main() {
             (lat, bad, errors)
         })
     });
-    // Connect before the clock starts.
-    std::thread::sleep(Duration::from_millis(200));
-    let start = Instant::now();
-    let total = (rate * secs) as u64;
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let mut next = 0u64;
-    while next < total {
-        let now = Instant::now();
+    std::thread::sleep(start.saturating_duration_since(Instant::now()));
+    if let Some(rate) = rate {
+        let total = (rate * secs) as u64;
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let mut next = 0u64;
         while next < total {
-            let due = start + interval.mul_f64(next as f64);
-            if due > now {
-                break;
+            let now = Instant::now();
+            while next < total {
+                let due = start + interval.mul_f64(next as f64);
+                if due > now {
+                    break;
+                }
+                let _ = queues[(next % conns as u64) as usize].send(due);
+                next += 1;
             }
-            let _ = queues[(next % conns as u64) as usize].send(due);
-            next += 1;
+            std::thread::sleep(Duration::from_micros(100));
         }
-        std::thread::sleep(Duration::from_micros(100));
     }
     drop(queues);
     let (lat, bad, errors) = runner.join().expect("connections");
@@ -135,6 +150,27 @@ fn timeline(lat: &[(Instant, Duration)], start: Instant) {
     }
 }
 
+/// When a connection's requests are due.
+enum Schedule {
+    /// Due times handed out by the pacer.
+    Paced(tokio::sync::mpsc::UnboundedReceiver<Instant>),
+    /// Back to back from `start` until `deadline`.
+    ClosedLoop { start: Instant, deadline: Instant },
+}
+
+impl Schedule {
+    async fn next(&mut self) -> Option<Instant> {
+        match self {
+            Schedule::Paced(rx) => rx.recv().await,
+            Schedule::ClosedLoop { start, deadline } => {
+                tokio::time::sleep_until((*start).into()).await;
+                let now = Instant::now();
+                (now < *deadline).then_some(now)
+            }
+        }
+    }
+}
+
 /// One keep-alive connection sending each request handed to it (its due
 /// time) as soon as the previous answer is in; returns the latencies (due
 /// time to complete response), the non-2xx/3xx count and the transport
@@ -145,7 +181,7 @@ async fn connection(
     addr: &str,
     template: &str,
     counter: &AtomicU64,
-    mut due_times: tokio::sync::mpsc::UnboundedReceiver<Instant>,
+    mut schedule: Schedule,
 ) -> (Vec<(Instant, Duration)>, u64, u64) {
     let (mut lat, mut bad, mut errors) = (Vec::new(), 0, 0);
     let mut stream = connect(addr).await.ok();
@@ -157,7 +193,7 @@ async fn connection(
             .map_or("/", |j| &template[i + 3 + j..]),
         None => template,
     };
-    while let Some(due) = due_times.recv().await {
+    while let Some(due) = schedule.next().await {
         if stream.is_none() {
             match connect(addr).await {
                 Ok(s) => stream = Some(s),
