@@ -216,6 +216,9 @@ async fn metrics_parse_as_prometheus_text() {
         .await;
     s.postback(&src, "amount=2").await;
     s.get("/c/nope").await;
+    // Refused before routing (URL over 8 KiB): counted all the same.
+    let long = format!("/c/{slug}?sub1={}", "x".repeat(9000));
+    assert_eq!(s.get(&long).await.status, 414);
     let m = s.get("/metrics").await;
     assert_eq!(
         m.header("content-type"),
@@ -247,6 +250,13 @@ async fn metrics_parse_as_prometheus_text() {
         value(
             "postbackd_http_requests_total",
             &[("route", "click"), ("status", "404")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            "postbackd_http_requests_total",
+            &[("route", "click"), ("status", "414")]
         ),
         Some(1.0)
     );

@@ -125,20 +125,22 @@ pub async fn handle(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Resp {
-    if let Err(e) = check_limits(&req) {
-        return e.into_response();
-    }
-    if surface == Surface::Redirect {
-        return redirect_to_https(&app, &req);
-    }
     let path = req.uri().path().to_string();
-    let route = route_label(&path);
-    let resp = route_request(&app, surface, peer, req, &path).await;
+    // Every answer is counted, the refusals before routing included.
+    let (route, resp) = if let Err(e) = check_limits(&req) {
+        (route_label(&path), e.into_response())
+    } else if surface == Surface::Redirect {
+        ("redirect", redirect_to_https(&app, &req))
+    } else {
+        let resp = route_request(&app, surface, peer, req, &path).await;
+        (route_label(&path), resp)
+    };
     app.requests.request(route, resp.status().as_u16());
     resp
 }
 
-/// The route label in `/metrics` (a closed set: never the raw path).
+/// The route label in `/metrics` (a closed set: never the raw path;
+/// `redirect` is the plain-HTTP listener's).
 fn route_label(path: &str) -> &'static str {
     if path.starts_with("/c/") {
         "click"
@@ -162,7 +164,6 @@ async fn route_request(
     req: Request<Incoming>,
     path: &str,
 ) -> Resp {
-    let path = path.to_string();
     let public = surface != Surface::Admin;
     let admin = surface != Surface::Public;
     let result = if !public && (path.starts_with("/c/") || path.starts_with("/p/")) {
@@ -186,7 +187,7 @@ async fn route_request(
             _ => Err(method_not_allowed("GET or POST")),
         }
     } else if path == "/api/v1" || path.starts_with("/api/v1/") {
-        admin::handle(app, req, &path).await
+        admin::handle(app, req, path).await
     } else if path == "/healthz" {
         Ok(json_response(
             StatusCode::OK,
@@ -211,7 +212,7 @@ async fn route_request(
             "not_found",
             format!(
                 "no route for `{}`; tracking links are /c/SLUG, postbacks /p/KEY, the admin API /api/v1",
-                truncate(&path, 64)
+                truncate(path, 64)
             ),
         ))
     };
