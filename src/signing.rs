@@ -100,9 +100,15 @@ pub fn generate_secret() -> String {
     format!("{SECRET_PREFIX}{}", B64.encode(key))
 }
 
-/// A secret for display: the prefix and 4 characters, never the key.
+/// A signing secret for display: the prefix and 4 characters, never the key.
 pub fn mask(secret: &str) -> String {
-    let shown: String = secret.chars().take(SECRET_PREFIX.len() + 4).collect();
+    mask_after(secret, SECRET_PREFIX.len() + 4)
+}
+
+/// Any secret for display: its first `shown` characters and an ellipsis
+/// (enough to tell two apart, never enough to use).
+pub fn mask_after(secret: &str, shown: usize) -> String {
+    let shown: String = secret.chars().take(shown).collect();
     format!("{shown}…")
 }
 

@@ -328,14 +328,7 @@ impl SourceIn {
             };
         }
         if let Some(n) = self.name {
-            let n = n.trim().to_string();
-            if n.is_empty() || n.len() > 100 {
-                return Err(ApiError::bad_request(
-                    "invalid_name",
-                    "name must be 1 to 100 characters",
-                ));
-            }
-            rec.name = n;
+            rec.name = super::valid_name(&n)?;
         }
         if let Some(p) = self.preset {
             if p.is_empty() {

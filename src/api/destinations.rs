@@ -107,14 +107,7 @@ impl DestinationIn {
         creating: bool,
     ) -> Result<(), ApiError> {
         if let Some(n) = self.name {
-            let n = n.trim().to_string();
-            if n.is_empty() || n.len() > 100 {
-                return Err(ApiError::bad_request(
-                    "invalid_name",
-                    "name must be 1 to 100 characters",
-                ));
-            }
-            rec.name = n;
+            rec.name = super::valid_name(&n)?;
         }
         if let Some(k) = self.kind {
             if !creating && k != rec.kind {
@@ -209,10 +202,9 @@ impl DestinationIn {
     }
 }
 
-/// A secret for display.
+/// A destination secret (access token, API secret) for display.
 fn mask(s: &str) -> String {
-    let shown: String = s.chars().take(4).collect();
-    format!("{shown}…")
+    crate::signing::mask_after(s, 4)
 }
 
 fn view(app: &App, d: &DestinationEntry) -> Value {

@@ -66,6 +66,18 @@ pub fn json_response(status: StatusCode, v: &serde_json::Value) -> Resp {
     r
 }
 
+/// A source's or destination's display name: trimmed, 1 to 100 bytes.
+pub fn valid_name(name: &str) -> Result<String, ApiError> {
+    let n = name.trim();
+    if n.is_empty() || n.len() > 100 {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 100 characters",
+        ));
+    }
+    Ok(n.to_string())
+}
+
 /// Longest accepted request target (path and query), bytes.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// Most request headers, and their total size in bytes (names + values).
