@@ -15,6 +15,7 @@
 # README's come from this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/bench_server.sh
 SECS=${1:-10}
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exit 1; }
 cargo build --release --quiet --bin postbackd
@@ -23,7 +24,6 @@ CEILING=$(ls -t target/release/deps/ceiling-* | grep -v '\.d$' | head -1)
 PACED=$(ls -t target/release/deps/paced-* | grep -v '\.d$' | head -1)
 PORT=18931
 CPORT=18932
-TOKEN=bench-admin-token-0123456789
 WORK=$(mktemp -d)
 DIR=${DATA_DIR:-$WORK/data}
 PIDS=()
@@ -65,18 +65,9 @@ read -r C32 C32P50 C32P99 _ _ < <(run_wrk 32 "http://127.0.0.1:$CPORT/c/b")
 kill "${PIDS[0]}"
 
 echo "== postbackd (data dir $DIR)"
-POSTBACKD_RATE_LIMIT_CLICK_IP=off POSTBACKD_RATE_LIMIT_POSTBACK_IP=off POSTBACKD_RATE_LIMIT_SOURCE=off \
-  POSTBACKD_ADMIN_TOKEN=$TOKEN POSTBACKD_LOG=warn \
-  target/release/postbackd serve --listen 127.0.0.1:$PORT --data-dir "$DIR" >"$WORK/server.log" 2>&1 &
-SPID=$!
+start_postbackd target/release/postbackd "$PORT" "$DIR" "$WORK/server.log"
 PIDS+=($SPID)
-API=http://127.0.0.1:$PORT
-for _ in $(seq 100); do curl -sf $API/healthz >/dev/null && break; sleep 0.1; done
-H="Authorization: Bearer $TOKEN"
-curl -sf -X POST $API/api/v1/sources -H "$H" -d '{"name":"bench"}' >/dev/null
-KEY=$(curl -sf $API/api/v1/sources -H "$H" | sed -E 's/.*"key":"([0-9a-f]+)".*/\1/')
-curl -s -X POST $API/api/v1/links -H "$H" -d '{"slug":"b","destination":"https://offer.example/?s={click_id}"}' >/dev/null
-CLICK=$(curl -s -o /dev/null -D - $API/c/b | tr -d '\r' | awk -F': ' 'tolower($1)=="x-postbackd-click-id"{print $2}')
+seed_postbackd
 stats() { local j; j=$(curl -s $API/api/v1/stats -H "$H"); echo "$j" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['$1'])" || { echo "stats failed ($1): $j" >&2; tail -5 "$WORK/server.log" >&2; return 1; }; }
 
 c0=$(stats clicks); j0=$(stats committed_writes); k0=$(stats commits)

@@ -13,6 +13,7 @@
 # from the release one, so its own cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/bench_server.sh
 SECS=${1:-8}
 for t in wrk perf; do command -v $t >/dev/null || { echo "install $t (apt-get install wrk linux-perf)" >&2; exit 1; }; done
 export CARGO_TARGET_DIR=target/profile-build
@@ -20,22 +21,12 @@ RUSTFLAGS="-C force-frame-pointers=yes" CARGO_PROFILE_RELEASE_DEBUG=line-tables-
   cargo build --release --quiet --bin postbackd
 BIN=$CARGO_TARGET_DIR/release/postbackd
 PORT=18951
-TOKEN=bench-admin-token-0123456789
 WORK=$(mktemp -d)
 SPID=
 cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
-POSTBACKD_RATE_LIMIT_CLICK_IP=off POSTBACKD_RATE_LIMIT_POSTBACK_IP=off POSTBACKD_RATE_LIMIT_SOURCE=off \
-  POSTBACKD_ADMIN_TOKEN=$TOKEN POSTBACKD_LOG=warn \
-  "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
-SPID=$!
-API=http://127.0.0.1:$PORT
-for _ in $(seq 100); do curl -sf $API/healthz >/dev/null && break; sleep 0.1; done
-H="Authorization: Bearer $TOKEN"
-curl -sf -X POST $API/api/v1/sources -H "$H" -d '{"name":"bench"}' >/dev/null
-KEY=$(curl -sf $API/api/v1/sources -H "$H" | sed -E 's/.*"key":"([0-9a-f]+)".*/\1/')
-curl -s -X POST $API/api/v1/links -H "$H" -d '{"slug":"b","destination":"https://offer.example/?s={click_id}"}' >/dev/null
-CLICK=$(curl -s -o /dev/null -D - $API/c/b | tr -d '\r' | awk -F': ' 'tolower($1)=="x-postbackd-click-id"{print $2}')
+start_postbackd "$BIN" "$PORT" "$WORK/data" "$WORK/server.log"
+seed_postbackd
 wrk -t2 -c32 -d2s $API/c/b >/dev/null # warm up
 
 # Writer counters: "commits writes busy_µs".
