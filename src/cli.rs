@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::api::tracking::CLICK_ID_HEADER;
 use crate::client::HttpClient;
-use crate::config::{self, Overrides, TokenOrigin};
+use crate::config::{self, Settings, TokenOrigin};
 use crate::server::{self, App};
 
 #[derive(Parser, Debug)]
@@ -79,70 +79,8 @@ pub struct ServeArgs {
     /// TOML config file.
     #[arg(long, env = "POSTBACKD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Data directory (database and admin token).
-    #[arg(long, env = "POSTBACKD_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Listen address, host:port.
-    #[arg(long, env = "POSTBACKD_LISTEN")]
-    pub listen: Option<String>,
-    /// Base URL users reach (used in generated URLs).
-    #[arg(long, env = "POSTBACKD_PUBLIC_URL")]
-    pub public_url: Option<String>,
-    /// Comma-separated proxies (IPs or CIDRs) whose X-Forwarded-For is trusted.
-    #[arg(long, env = "POSTBACKD_TRUSTED_PROXIES")]
-    pub trusted_proxies: Option<String>,
-    /// Largest postback body in bytes.
-    #[arg(long, env = "POSTBACKD_MAX_BODY_BYTES")]
-    pub max_body_bytes: Option<usize>,
-    /// Largest body stored with a postback event, in bytes.
-    #[arg(long, env = "POSTBACKD_STORED_BODY_BYTES")]
-    pub stored_body_bytes: Option<usize>,
-    /// Per-client-IP limit on clicks: PER_SECOND/BURST or off.
-    #[arg(long, env = "POSTBACKD_RATE_LIMIT_CLICK_IP")]
-    pub rate_limit_click_ip: Option<String>,
-    /// Per-client-IP limit on postbacks: PER_SECOND/BURST or off.
-    #[arg(long, env = "POSTBACKD_RATE_LIMIT_POSTBACK_IP")]
-    pub rate_limit_postback_ip: Option<String>,
-    /// Default per-source limit on postbacks: PER_SECOND/BURST or off.
-    #[arg(long, env = "POSTBACKD_RATE_LIMIT_SOURCE")]
-    pub rate_limit_source: Option<String>,
-    /// Seconds a client has to send request headers (also the HTTP/1 keep-alive idle timeout).
-    #[arg(long, env = "POSTBACKD_HEADER_READ_TIMEOUT_SECS")]
-    pub header_read_timeout_secs: Option<u64>,
-    /// Most simultaneous client connections.
-    #[arg(long, env = "POSTBACKD_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// PEM certificate chain: serve HTTPS (reloaded on SIGHUP).
-    #[arg(long, env = "POSTBACKD_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "POSTBACKD_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
-    /// Plain-HTTP address that redirects to the HTTPS public URL.
-    #[arg(long, env = "POSTBACKD_HTTP_REDIRECT_LISTEN")]
-    pub http_redirect_listen: Option<String>,
-    /// Serve the admin API only on this address (e.g. 127.0.0.1:8081).
-    #[arg(long, env = "POSTBACKD_ADMIN_LISTEN")]
-    pub admin_listen: Option<String>,
-    /// Allow destinations on private, loopback and link-local addresses.
-    #[arg(long, env = "POSTBACKD_ALLOW_PRIVATE_DESTINATIONS")]
-    pub allow_private_destinations: Option<bool>,
-    /// First delivery retry delay in ms (doubles per attempt, with jitter).
-    #[arg(long, env = "POSTBACKD_FORWARD_RETRY_BASE_MS")]
-    pub forward_retry_base_ms: Option<u64>,
-    /// Longest delay between delivery attempts, seconds.
-    #[arg(long, env = "POSTBACKD_FORWARD_RETRY_CAP_SECS")]
-    pub forward_retry_cap_secs: Option<u64>,
-    /// Purge clicks older than this many days (0: keep forever).
-    #[arg(long, env = "POSTBACKD_RETENTION_CLICKS_DAYS")]
-    pub retention_clicks_days: Option<u32>,
-    /// Purge postback events older than this many days (0: keep forever).
-    #[arg(long, env = "POSTBACKD_RETENTION_EVENTS_DAYS")]
-    pub retention_events_days: Option<u32>,
-    /// Two-phase commit + quick repair (fast restart after a crash; two
-    /// fsyncs per commit). false: one fsync per commit.
-    #[arg(long, env = "POSTBACKD_FAST_RECOVERY")]
-    pub fast_recovery: Option<bool>,
+    #[command(flatten)]
+    pub settings: Settings,
 }
 
 /// How management commands reach the server.
@@ -802,30 +740,8 @@ async fn test_postback(
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let over = Overrides {
-        data_dir: args.data_dir,
-        listen: args.listen,
-        public_url: args.public_url,
-        trusted_proxies: args.trusted_proxies,
-        admin_token: std::env::var("POSTBACKD_ADMIN_TOKEN").ok(),
-        max_body_bytes: args.max_body_bytes,
-        stored_body_bytes: args.stored_body_bytes,
-        rate_limit_click_ip: args.rate_limit_click_ip,
-        rate_limit_postback_ip: args.rate_limit_postback_ip,
-        rate_limit_source: args.rate_limit_source,
-        header_read_timeout_secs: args.header_read_timeout_secs,
-        max_connections: args.max_connections,
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
-        http_redirect_listen: args.http_redirect_listen,
-        admin_listen: args.admin_listen,
-        allow_private_destinations: args.allow_private_destinations,
-        forward_retry_base_ms: args.forward_retry_base_ms,
-        forward_retry_cap_secs: args.forward_retry_cap_secs,
-        retention_clicks_days: args.retention_clicks_days,
-        retention_events_days: args.retention_events_days,
-        fast_recovery: args.fast_recovery,
-    };
+    let mut over = args.settings;
+    over.admin_token = std::env::var("POSTBACKD_ADMIN_TOKEN").ok();
     let cfg = config::load(args.config.as_deref(), over).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

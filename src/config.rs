@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::Args;
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -108,59 +109,93 @@ impl Default for Config {
     }
 }
 
-/// The TOML file: every key optional.
-#[derive(Debug, Default, Deserialize)]
+/// Every setting, each optional: read from the TOML file (serde, by key)
+/// and from `serve`'s flags and `POSTBACKD_*` variables (clap); [`load`]
+/// layers them over the defaults. One struct, so a new setting is declared
+/// once (and documented in packaging/postbackd.toml: tests/packaging.rs
+/// checks).
+#[derive(Args, Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub struct Settings {
+    /// Data directory (database and admin token).
+    #[arg(long, env = "POSTBACKD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Listen address, host:port.
+    #[arg(long, env = "POSTBACKD_LISTEN")]
     pub listen: Option<String>,
+    /// Base URL users reach (used in generated URLs).
+    #[arg(long, env = "POSTBACKD_PUBLIC_URL")]
     pub public_url: Option<String>,
-    pub trusted_proxies: Option<Vec<String>>,
+    /// Comma-separated proxies (IPs or CIDRs) whose X-Forwarded-For is trusted.
+    #[arg(long, env = "POSTBACKD_TRUSTED_PROXIES", value_parser = ProxyList::parse_arg)]
+    pub trusted_proxies: Option<ProxyList>,
+    /// The admin API's bearer token: from the file or POSTBACKD_ADMIN_TOKEN
+    /// (never a flag: command lines are visible to every local user).
+    #[arg(skip)]
     pub admin_token: Option<String>,
+    /// Largest postback body in bytes.
+    #[arg(long, env = "POSTBACKD_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Largest body stored with a postback event, in bytes.
+    #[arg(long, env = "POSTBACKD_STORED_BODY_BYTES")]
     pub stored_body_bytes: Option<usize>,
+    /// Per-client-IP limit on clicks: PER_SECOND/BURST or off.
+    #[arg(long, env = "POSTBACKD_RATE_LIMIT_CLICK_IP")]
     pub rate_limit_click_ip: Option<String>,
+    /// Per-client-IP limit on postbacks: PER_SECOND/BURST or off.
+    #[arg(long, env = "POSTBACKD_RATE_LIMIT_POSTBACK_IP")]
     pub rate_limit_postback_ip: Option<String>,
+    /// Default per-source limit on postbacks: PER_SECOND/BURST or off.
+    #[arg(long, env = "POSTBACKD_RATE_LIMIT_SOURCE")]
     pub rate_limit_source: Option<String>,
+    /// Seconds a client has to send request headers (also the HTTP/1 keep-alive idle timeout).
+    #[arg(long, env = "POSTBACKD_HEADER_READ_TIMEOUT_SECS")]
     pub header_read_timeout_secs: Option<u64>,
+    /// Most simultaneous client connections.
+    #[arg(long, env = "POSTBACKD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// PEM certificate chain: serve HTTPS (reloaded on SIGHUP).
+    #[arg(long, env = "POSTBACKD_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "POSTBACKD_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Plain-HTTP address that redirects to the HTTPS public URL.
+    #[arg(long, env = "POSTBACKD_HTTP_REDIRECT_LISTEN")]
     pub http_redirect_listen: Option<String>,
+    /// Serve the admin API only on this address (e.g. 127.0.0.1:8081).
+    #[arg(long, env = "POSTBACKD_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
+    /// Allow destinations on private, loopback and link-local addresses.
+    #[arg(long, env = "POSTBACKD_ALLOW_PRIVATE_DESTINATIONS")]
     pub allow_private_destinations: Option<bool>,
+    /// First delivery retry delay in ms (doubles per attempt, with jitter).
+    #[arg(long, env = "POSTBACKD_FORWARD_RETRY_BASE_MS")]
     pub forward_retry_base_ms: Option<u64>,
+    /// Longest delay between delivery attempts, seconds.
+    #[arg(long, env = "POSTBACKD_FORWARD_RETRY_CAP_SECS")]
     pub forward_retry_cap_secs: Option<u64>,
+    /// Purge clicks older than this many days (0: keep forever).
+    #[arg(long, env = "POSTBACKD_RETENTION_CLICKS_DAYS")]
     pub retention_clicks_days: Option<u32>,
+    /// Purge postback events older than this many days (0: keep forever).
+    #[arg(long, env = "POSTBACKD_RETENTION_EVENTS_DAYS")]
     pub retention_events_days: Option<u32>,
+    /// Two-phase commit + quick repair (fast restart after a crash; two
+    /// fsyncs per commit). false: one fsync per commit.
+    #[arg(long, env = "POSTBACKD_FAST_RECOVERY")]
     pub fast_recovery: Option<bool>,
 }
 
-/// Values from env or flags (clap fills these; `None` = not given).
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub data_dir: Option<PathBuf>,
-    pub listen: Option<String>,
-    pub public_url: Option<String>,
-    pub trusted_proxies: Option<String>,
-    pub admin_token: Option<String>,
-    pub max_body_bytes: Option<usize>,
-    pub stored_body_bytes: Option<usize>,
-    pub rate_limit_click_ip: Option<String>,
-    pub rate_limit_postback_ip: Option<String>,
-    pub rate_limit_source: Option<String>,
-    pub header_read_timeout_secs: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub http_redirect_listen: Option<String>,
-    pub admin_listen: Option<String>,
-    pub allow_private_destinations: Option<bool>,
-    pub forward_retry_base_ms: Option<u64>,
-    pub forward_retry_cap_secs: Option<u64>,
-    pub retention_clicks_days: Option<u32>,
-    pub retention_events_days: Option<u32>,
-    pub fast_recovery: Option<bool>,
+/// `trusted_proxies`: a TOML array, or a comma-separated flag / variable.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct ProxyList(pub Vec<String>);
+
+impl ProxyList {
+    fn parse_arg(s: &str) -> Result<ProxyList, std::convert::Infallible> {
+        Ok(ProxyList(s.split(',').map(str::to_string).collect()))
+    }
 }
 
 /// A setting that cannot be used, with the fix.
@@ -176,8 +211,8 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Build the configuration from an optional TOML file and overrides.
-pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError> {
-    let fc: FileConfig = match file {
+pub fn load(file: Option<&Path>, over: Settings) -> Result<Config, ConfigError> {
+    let fc: Settings = match file {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| {
                 ConfigError(format!("cannot read config file {}: {e}", p.display()))
@@ -185,7 +220,7 @@ pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError>
             toml::from_str(&text)
                 .map_err(|e| ConfigError(format!("config file {}: {e}", p.display())))?
         }
-        None => FileConfig::default(),
+        None => Settings::default(),
     };
     let mut c = Config::default();
     if let Some(d) = over.data_dir.or(fc.data_dir) {
@@ -202,15 +237,12 @@ pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError>
         Some(u) => validate_public_url(&u)?,
         None => format!("http://{}", c.listen),
     };
-    let proxies: Option<Vec<String>> = over
-        .trusted_proxies
-        .map(|s| {
-            s.split(',')
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .collect()
-        })
-        .or(fc.trusted_proxies);
+    let proxies: Option<Vec<String>> = over.trusted_proxies.or(fc.trusted_proxies).map(|l| {
+        l.0.iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect()
+    });
     if let Some(list) = proxies {
         c.trusted_proxies = list
             .iter()
@@ -436,30 +468,55 @@ mod tests {
             "listen = \"127.0.0.1:9000\"\npublic_url = \"https://t.example.com/\"\n",
         )
         .unwrap();
-        let c = load(Some(&f), Overrides::default()).unwrap();
+        let c = load(Some(&f), Settings::default()).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.public_url, "https://t.example.com");
         let c = load(
             Some(&f),
-            Overrides {
+            Settings {
                 listen: Some("127.0.0.1:9001".into()),
-                ..Overrides::default()
+                ..Settings::default()
             },
         )
         .unwrap();
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.public_url, "https://t.example.com");
         std::fs::write(&f, "bogus = 1\n").unwrap();
-        assert!(load(Some(&f), Overrides::default()).is_err());
+        assert!(load(Some(&f), Settings::default()).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_from_the_file_and_from_the_command_line() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "trusted_proxies = [\"10.0.0.1\", \"192.168.0.0/16\"]\n").unwrap();
+        let c = load(Some(&f), Settings::default()).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        // The flag (or POSTBACKD_TRUSTED_PROXIES) is one comma-separated
+        // value, spaces allowed; it wins over the file.
+        let cli = crate::cli::Cli::try_parse_from([
+            "postbackd",
+            "serve",
+            "--trusted-proxies",
+            "127.0.0.1, ::1,",
+        ])
+        .unwrap();
+        let crate::cli::Command::Serve(args) = cli.command else {
+            panic!("serve");
+        };
+        let c = load(Some(&f), args.settings).unwrap();
+        let got: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(got, ["127.0.0.1/32", "::1/128"]);
     }
 
     #[test]
     fn default_public_url_follows_listen() {
         let c = load(
             None,
-            Overrides {
+            Settings {
                 listen: Some("127.0.0.1:7000".into()),
-                ..Overrides::default()
+                ..Settings::default()
             },
         )
         .unwrap();

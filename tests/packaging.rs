@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use postbackd::config::{self, Config, Overrides};
+use postbackd::config::{self, Config, Settings};
 
 fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -31,13 +31,13 @@ fn key_lines(text: &str) -> Vec<(String, bool)> {
 }
 
 /// The keys the TOML file accepts, taken from serde's own "expected one of"
-/// list for an unknown key (`FileConfig` denies unknown fields), so a key
+/// list for an unknown key (`Settings` denies unknown fields), so a key
 /// added to the code is a key missing from the example until it is listed.
 fn accepted_keys() -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let probe = dir.path().join("probe.toml");
     std::fs::write(&probe, "not_a_postbackd_key = 1\n").unwrap();
-    let err = config::load(Some(&probe), Overrides::default())
+    let err = config::load(Some(&probe), Settings::default())
         .unwrap_err()
         .to_string();
     let list = err
@@ -59,14 +59,14 @@ fn load_text(text: &str) -> Result<Config, config::ConfigError> {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("postbackd.toml");
     std::fs::write(&f, text).unwrap();
-    config::load(Some(&f), Overrides::default())
+    config::load(Some(&f), Settings::default())
 }
 
 #[test]
 fn example_config_loads_as_shipped_with_defaults_but_the_data_dir() {
     let c = config::load(
         Some(&repo_file("packaging/postbackd.toml")),
-        Overrides::default(),
+        Settings::default(),
     )
     .expect("packaging/postbackd.toml must load");
     assert_eq!(c.data_dir, Path::new("/var/lib/postbackd"));
@@ -143,7 +143,7 @@ fn unit_and_deb_metadata_use_the_example_paths() {
     assert_eq!(state.len(), 1);
     let c = config::load(
         Some(&repo_file("packaging/postbackd.toml")),
-        Overrides::default(),
+        Settings::default(),
     )
     .unwrap();
     assert_eq!(c.data_dir, Path::new("/var/lib").join(&state[0]));
