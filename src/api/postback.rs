@@ -33,14 +33,14 @@ pub async fn postback(
         .check_postback_ip(ip)
         .map_err(ApiError::rate_limited)?;
     let catalog = app.store.catalog();
-    let Some(source) = catalog.source_by_key(key).cloned() else {
+    let Some(source) = catalog.source_by_key(key) else {
         return Err(ApiError::not_found(
             "unknown_source",
             "no source with this key; copy the postback URL again from GET /api/v1/sources",
         ));
     };
     app.rate
-        .check_source(&source)
+        .check_source(source)
         .map_err(ApiError::rate_limited)?;
     let now = store::now_ms();
     let (parts, mut body) = req.into_parts();
@@ -84,7 +84,7 @@ pub async fn postback(
             None,
             format!("the body is larger than {max} bytes; send only the postback fields"),
         ))
-    } else if !ip_allowed(&source, ip) {
+    } else if !ip_allowed(source, ip) {
         Err(Rejection::new(
             "ip_not_allowed",
             None,
@@ -93,7 +93,7 @@ pub async fn postback(
                  addresses to the source's allow_ips (check trusted_proxies if a proxy is in front)"
             ),
         ))
-    } else if let Err(e) = verify(&source, &parts, &buf, now).map(|v| verified = v) {
+    } else if let Err(e) = verify(source, &parts, &buf, now).map(|v| verified = v) {
         Err(Rejection::new(e.code(), None, e.message()))
     } else {
         postback::parse(

@@ -30,7 +30,7 @@ pub async fn click(
     let ip = net::client_ip(peer.ip(), req.headers(), &app.config.trusted_proxies);
     app.rate.check_click(ip).map_err(ApiError::rate_limited)?;
     let catalog = app.store.catalog();
-    let Some(link) = catalog.links.get(slug).cloned() else {
+    let Some(link) = catalog.links.get(slug) else {
         return Err(ApiError::not_found(
             "unknown_link",
             format!(
