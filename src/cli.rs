@@ -269,8 +269,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Source(SourceCmd::List { remote }) => {
-            let v = admin(&remote, Method::GET, "/api/v1/sources", None).await?;
-            for s in v["items"].as_array().into_iter().flatten() {
+            each_page(&remote, "/api/v1/sources", |s| {
                 println!(
                     "{}\t{}\t{}\t{}",
                     s["id"],
@@ -278,8 +277,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     s["preset"].as_str().unwrap_or("-"),
                     s["postback_url"].as_str().unwrap_or("")
                 );
-            }
-            Ok(())
+                Ok(())
+            })
+            .await
         }
         Command::Link(LinkCmd::Add {
             destination,
@@ -300,16 +300,16 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Link(LinkCmd::List { remote }) => {
-            let v = admin(&remote, Method::GET, "/api/v1/links", None).await?;
-            for l in v["items"].as_array().into_iter().flatten() {
+            each_page(&remote, "/api/v1/links", |l| {
                 println!(
                     "{}\t{}\t{}",
                     l["slug"].as_str().unwrap_or(""),
                     l["url"].as_str().unwrap_or(""),
                     l["destination"].as_str().unwrap_or("")
                 );
-            }
-            Ok(())
+                Ok(())
+            })
+            .await
         }
         Command::Destination(DestinationCmd::Add {
             name,
@@ -338,8 +338,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Destination(DestinationCmd::List { remote }) => {
-            let v = admin(&remote, Method::GET, "/api/v1/destinations", None).await?;
-            for d in v["items"].as_array().into_iter().flatten() {
+            each_page(&remote, "/api/v1/destinations", |d| {
                 println!(
                     "{}\t{}\t{}\tdelivered={} retried={} dead={}",
                     d["id"],
@@ -349,8 +348,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     d["counters"]["retried"],
                     d["counters"]["dead"]
                 );
-            }
-            Ok(())
+                Ok(())
+            })
+            .await
         }
         Command::Delivery(DeliveryCmd::List {
             state,
@@ -552,7 +552,10 @@ async fn each_page(
             f(item)?;
         }
         match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
+            Some(c) => {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                cursor = format!("{sep}cursor={c}");
+            }
             None => return Ok(()),
         }
     }
