@@ -160,14 +160,7 @@ pub fn assert_fields_invariants(f: &Fields, mapping: &Mapping) {
     }
     assert!(Status::ALL.contains(&f.status));
 
-    for (name, v) in [
-        ("transaction_id", &f.transaction_id),
-        ("event", &f.event),
-        ("country", &f.country),
-        ("state", &f.state),
-        ("city", &f.city),
-        ("zip", &f.zip),
-    ] {
+    for (name, v) in optional_text(f) {
         if let Some(v) = v {
             assert!(!v.is_empty(), "{name} is Some(\"\")");
             assert_eq!(v.trim(), v, "{name} not trimmed");
@@ -177,6 +170,18 @@ pub fn assert_fields_invariants(f: &Fields, mapping: &Mapping) {
         }
     }
     assert!(!f.event_name().is_empty());
+}
+
+/// The optional free-text fields, by canonical name.
+fn optional_text(f: &Fields) -> [(&'static str, &Option<String>); 6] {
+    [
+        ("transaction_id", &f.transaction_id),
+        ("event", &f.event),
+        ("country", &f.country),
+        ("state", &f.state),
+        ("city", &f.city),
+        ("zip", &f.zip),
+    ]
 }
 
 /// Every rejection names a known code and says something.
@@ -202,14 +207,7 @@ pub fn canonical_query(f: &Fields) -> String {
         s.append_pair("currency", &f.currency);
     }
     s.append_pair("status", f.status.as_str());
-    for (name, v) in [
-        ("transaction_id", &f.transaction_id),
-        ("event", &f.event),
-        ("country", &f.country),
-        ("state", &f.state),
-        ("city", &f.city),
-        ("zip", &f.zip),
-    ] {
+    for (name, v) in optional_text(f) {
         if let Some(v) = v {
             s.append_pair(name, v);
         }
