@@ -163,7 +163,9 @@ impl Schedule {
         match self {
             Schedule::Paced(rx) => rx.recv().await,
             Schedule::ClosedLoop { start, deadline } => {
-                tokio::time::sleep_until((*start).into()).await;
+                if Instant::now() < *start {
+                    tokio::time::sleep_until((*start).into()).await;
+                }
                 let now = Instant::now();
                 (now < *deadline).then_some(now)
             }
