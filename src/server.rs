@@ -253,6 +253,7 @@ pub async fn run(
         let _ = l.await;
     }
     maintenance.abort();
+    let _ = maintenance.await;
     // The accept loops have returned and dropped their handles; connection
     // tasks hold only watchers.
     let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());

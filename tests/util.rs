@@ -4,7 +4,8 @@ use std::sync::Arc;
 use hyper::Method;
 use postbackd::client::{HttpClient, HttpResponse};
 use postbackd::config::Config;
-use postbackd::server::{self, App};
+use postbackd::server::{self, App, StartError};
+use postbackd::store::OpenError;
 use postbackd::store::fault::DiskFault;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -59,9 +60,26 @@ impl TestServer {
         cfg.public_url = format!("http://{addr}");
         cfg.admin_token = Some(TOKEN.into());
         tweak(&mut cfg);
-        let (app, _) = match fault {
-            None => App::open(cfg).unwrap(),
-            Some(f) => App::open_with_fault(cfg, f).unwrap(),
+        // redb's file lock belongs to the open file description, which a
+        // sibling test's `Command::spawn` copies into its child for the
+        // moment between fork and exec. A restart that lands in that window
+        // sees the previous server's lock, so retry briefly; any other
+        // error, or a lock still held after 3 s, fails the test.
+        let mut tries = 0;
+        let (app, _) = loop {
+            let opened = match &fault {
+                None => App::open(cfg.clone()),
+                Some(f) => App::open_with_fault(cfg.clone(), f.clone()),
+            };
+            match opened {
+                Err(StartError::Open(OpenError::Db(redb::DatabaseError::DatabaseAlreadyOpen)))
+                    if tries < 60 =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                other => break other.unwrap(),
+            }
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server::run(listener, Arc::new(app), async {

@@ -329,6 +329,15 @@ impl DbSlot {
     /// `Arc`; we wait (briefly) for them, since redb allows one open handle
     /// per file.
     fn reopen(&self) -> Result<(), StoreError> {
+        self.release();
+        let db = (self.open)()?;
+        *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(db));
+        Ok(())
+    }
+
+    /// Take the handle out of the slot and close it once the readers in
+    /// flight (each holds its own `Arc`) are done, waiting at most 5 s.
+    fn release(&self) {
         let old = self.db.write().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(old) = old {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -337,9 +346,6 @@ impl DbSlot {
             }
             drop(old);
         }
-        let db = (self.open)()?;
-        *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(db));
-        Ok(())
     }
 
     /// Can the database still start a write transaction?
@@ -500,13 +506,20 @@ impl Store {
         .map_err(|e| StoreError::Unavailable(e.to_string().into()))?
     }
 
-    /// Stop the writer after the jobs already queued, and wait for it.
+    /// Stop the writer after the jobs already queued, wait for it, and close
+    /// the database file.
     pub async fn close(&self) {
         let _ = self.jobs.send(Msg::Shutdown).await;
         let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
+        // Close the file now, not when the last `Arc<Store>` goes: a task
+        // that outlives `server::run` (an aborted timer, a delivery in
+        // flight) must not keep it open, or a restart in the same process
+        // (the CLI's in-place commands, the restart tests) finds it locked.
+        let slot = self.db.clone();
+        let _ = tokio::task::spawn_blocking(move || slot.release()).await;
     }
 }
 
