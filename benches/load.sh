@@ -6,7 +6,9 @@
 # connections against clicks and against matched postbacks, and paced runs
 # at 80% of each measured maximum for their p99 (benches/paced.rs: a
 # constant-rate generator, latency corrected for coordinated omission).
-# Prints one table.
+# Also probes the disk's own fdatasync latency, alone and beside the
+# ceiling under wrk (benches/fsync_probe.rs), to tell a tail postbackd
+# causes from one the platform causes. Prints one table.
 #
 #   benches/load.sh [seconds per run, default 10]
 #
@@ -19,9 +21,10 @@ source benches/bench_server.sh
 SECS=${1:-10}
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exit 1; }
 cargo build --release --quiet --bin postbackd
-cargo bench --quiet --no-run --bench ceiling --bench paced 2>/dev/null
+cargo bench --quiet --no-run --bench ceiling --bench paced --bench fsync_probe 2>/dev/null
 CEILING=$(ls -t target/release/deps/ceiling-* | grep -v '\.d$' | head -1)
 PACED=$(ls -t target/release/deps/paced-* | grep -v '\.d$' | head -1)
+PROBE=$(ls -t target/release/deps/fsync_probe-* | grep -v '\.d$' | head -1)
 PORT=18931
 CPORT=18932
 WORK=$(mktemp -d)
@@ -62,6 +65,16 @@ PIDS+=($!)
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CPORT/c/b" && break; sleep 0.1; done
 read -r C8 _ _ _ _ < <(run_wrk 8 "http://127.0.0.1:$CPORT/c/b")
 read -r C32 C32P50 C32P99 _ _ < <(run_wrk 32 "http://127.0.0.1:$CPORT/c/b")
+# The disk without postbackd: a commit-sized write + fdatasync loop on the
+# data dir's file system, alone, then while wrk saturates the CPUs against
+# the ceiling. Prints "commits/s p50_us p99_us max_us slow_windows windows".
+PROBE_DIR=$(dirname "$DIR")
+mkdir -p "$PROBE_DIR"
+read -r _ F0P50 F0P99 F0MAX F0SLOW F0WIN < <("$PROBE" "$PROBE_DIR" "$SECS")
+wrk -t2 -c32 -d"$((SECS + 1))s" "http://127.0.0.1:$CPORT/c/b" >/dev/null &
+WRKPID=$!
+read -r _ F1P50 F1P99 F1MAX F1SLOW F1WIN < <("$PROBE" "$PROBE_DIR" "$SECS")
+wait $WRKPID
 kill "${PIDS[0]}"
 
 echo "== postbackd (data dir $DIR)"
@@ -115,6 +128,8 @@ echo "| matched postbacks, 8 conns | $Q8 | $Q8P50 | $Q8P99 | $(ratio "$Q8" "$C8"
 echo "| matched postbacks, 32 conns | $Q32 | $Q32P50 | $Q32P99 | $(ratio "$Q32" "$C32") | $BATCH_PB (8+32 runs) |"
 echo "| matched postbacks at 80% of max (paced: max $QMAX/s, target $QTARGET/s) | $Q80 | $Q80P50 | $Q80P99 | | |"
 echo
+echo "fdatasync of a commit-sized write, no postbackd: alone p50 $F0P50 µs, p99 $F0P99 µs, max $F0MAX µs, $F0SLOW of $F0WIN 100-ms windows slow (mean > 1.5 × median);"
+echo "  beside wrk against the ceiling: p50 $F1P50 µs, p99 $F1P99 µs, max $F1MAX µs, $F1SLOW of $F1WIN windows slow"
 echo "paced runs: clicks $P80BAD non-2xx/3xx, $P80ERR errors; postbacks $Q80BAD non-2xx, $Q80ERR errors"
 echo "302s served $SERVED, clicks stored $STORED (stored may exceed served by requests in flight when wrk stopped)"
 echo "conversions stored $((v1 - v0)) for $((QN8 + QN32 - QBAD)) postbacks answered 2xx"
