@@ -17,6 +17,8 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
+mod support;
+
 const PAGE: usize = 4096;
 const REWRITTEN: u64 = 7;
 const APPENDED: u64 = 2;
@@ -83,13 +85,7 @@ fn main() {
         means.len()
     };
     all.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return 0.0;
-        }
-        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
-        all[i].as_secs_f64() * 1e6
-    };
+    let pct = |p: f64| support::percentile(&all, p).as_secs_f64() * 1e6;
     println!(
         "{:.0} {:.0} {:.0} {:.0} {} {}",
         all.len() as f64 / elapsed,

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod support;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -114,13 +116,7 @@ fn main() {
     }
     let mut lat: Vec<Duration> = lat.into_iter().map(|(_, l)| l).collect();
     lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i].as_secs_f64() * 1000.0
-    };
+    let pct = |p: f64| support::percentile(&lat, p).as_secs_f64() * 1000.0;
     println!(
         "{:.0} {:.3} {:.3} {:.3} {:.3} {} {} {}",
         lat.len() as f64 / elapsed,

@@ -13,6 +13,8 @@ use postbackd::server::App;
 use postbackd::store::records::{self, ClickRecord};
 use postbackd::store::{CLICKS, LINKS, StoreError, records::LinkRecord};
 
+mod support;
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -162,8 +164,7 @@ async fn run(n: u64, dir: std::path::PathBuf) {
         lat.push(t.elapsed());
     }
     lat.sort();
-    let pct =
-        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    let pct = |p: f64| support::percentile(&lat, p).as_secs_f64() * 1000.0;
     println!(
         "click lookup (read transaction + get, {} lookups): p50 {:.3} ms, p99 {:.3} ms",
         lat.len(),
