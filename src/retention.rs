@@ -33,8 +33,8 @@ fn cutoff(now_ms: u64, days: u32) -> String {
 /// Delete up to [`PURGE_BATCH`] keys before `cutoff`; returns how many.
 fn purge_batch(ctx: &mut WriteCtx<'_>, which: Which, cutoff: &str) -> Result<usize, StoreError> {
     let table = match which {
-        Which::Clicks => &mut ctx.clicks()?,
-        Which::Events => &mut ctx.events()?,
+        Which::Clicks => ctx.clicks()?,
+        Which::Events => ctx.events()?,
     };
     let mut keys = Vec::new();
     for row in table.range::<&str>(..cutoff)? {
