@@ -25,3 +25,15 @@ seed_postbackd() {
   curl -s -X POST "$API/api/v1/links" -H "$H" -d '{"slug":"b","destination":"https://offer.example/?s={click_id}"}' >/dev/null
   CLICK=$(curl -s -o /dev/null -D - "$API/c/b" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-postbackd-click-id"{print $2}')
 }
+
+# One /api/v1/stats request: "clicks conversions commits committed_writes
+# busy_µs" (busy: the writer's time in batches, apply + commit + fsync).
+server_stats() {
+  local j
+  j=$(curl -s "$API/api/v1/stats" -H "$H")
+  echo "$j" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(d["clicks"], d["conversions"], d["commits"], d["committed_writes"], round(d["avg_commit_ms"] * d["commits"] * 1000))' ||
+    { echo "stats failed: $j" >&2; return 1; }
+}

@@ -81,37 +81,45 @@ echo "== postbackd (data dir $DIR)"
 start_postbackd target/release/postbackd "$PORT" "$DIR" "$WORK/server.log"
 PIDS+=($SPID)
 seed_postbackd
-stats() { local j; j=$(curl -s $API/api/v1/stats -H "$H"); echo "$j" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['$1'])" || { echo "stats failed ($1): $j" >&2; tail -5 "$WORK/server.log" >&2; return 1; }; }
+# p99 at 80% of the maximum: a constant-rate generator (benches/paced.rs),
+# 32 connections, latency from each request's due time. "Max" is measured
+# with that same client, closed-loop: its CPU is not wrk's, and on 2 shared
+# cores 80% of wrk's figure can be the paced client's 100%.
+# Prints "max target rps p50 p99 non2xx errors".
+paced_at_80() { # url for the max run, url for the paced run
+  local max target rps p50 p99 bad err
+  read -r max _ _ _ _ _ _ _ < <("$PACED" "$1" max 32 "$SECS")
+  target=$(awk -v r="$max" 'BEGIN{printf "%d", r*0.8}')
+  read -r rps p50 p99 _ _ bad err _ < <("$PACED" "$2" "$target" 32 "$SECS")
+  echo "$max $target $rps $p50 $p99 $bad $err"
+}
 
-c0=$(stats clicks); j0=$(stats committed_writes); k0=$(stats commits)
+STATS=$(server_stats)
+read -r c0 _ k0 j0 _ <<<"$STATS"
 read -r P8 P8P50 P8P99 BAD8 N8 < <(run_wrk 8 "$API/c/b")
 read -r P32 P32P50 P32P99 BAD32 N32 < <(run_wrk 32 "$API/c/b")
-c1=$(stats clicks); j1=$(stats committed_writes); k1=$(stats commits)
+STATS=$(server_stats)
+read -r c1 _ k1 j1 _ <<<"$STATS"
 CLICKS_SIZE=$(stat -c %s "$DIR/postbackd.redb")
 BATCH_CLICKS=$(awk -v j="$((j1-j0))" -v k="$((k1-k0))" 'BEGIN{printf "%.1f", j/k}')
 SERVED=$((N8 + N32 - BAD8 - BAD32))
 STORED=$((c1 - c0))
 
-# p99 at 80% of the maximum: a constant-rate generator (benches/paced.rs),
-# 32 connections, latency from each request's due time. Prints "rps p50 p99 p999 max non2xx errors sent".
-# "Max" is measured with that same client, closed-loop: its CPU is not
-# wrk's, and on 2 shared cores 80% of wrk's figure can be the paced
-# client's 100%.
-read -r PMAX _ _ _ _ _ _ _ < <("$PACED" "$API/c/b" max 32 "$SECS")
-TARGET=$(awk -v r="$PMAX" 'BEGIN{printf "%d", r*0.8}')
-read -r P80 P80P50 P80P99 _ _ P80BAD P80ERR _ < <("$PACED" "$API/c/b" "$TARGET" 32 "$SECS")
+read -r PMAX TARGET P80 P80P50 P80P99 P80BAD P80ERR < <(paced_at_80 "$API/c/b" "$API/c/b")
 
-j0=$(stats committed_writes); k0=$(stats commits); v0=$(stats conversions)
+STATS=$(server_stats)
+read -r _ v0 k0 j0 _ <<<"$STATS"
 read -r Q8 Q8P50 Q8P99 _ QN8 < <(RUN=a KEY=$KEY CLICK=$CLICK run_wrk 8 "$API" benches/wrk/postback.lua)
 read -r Q32 Q32P50 Q32P99 QBAD QN32 < <(RUN=b KEY=$KEY CLICK=$CLICK run_wrk 32 "$API" benches/wrk/postback.lua)
-j1=$(stats committed_writes); k1=$(stats commits); v1=$(stats conversions)
-read -r QMAX _ _ _ _ _ _ _ < <("$PACED" "$API/p/$KEY?click_id=$CLICK&amount=1.50&transaction_id=pacedmax{n}" max 32 "$SECS")
-QTARGET=$(awk -v r="$QMAX" 'BEGIN{printf "%d", r*0.8}')
-read -r Q80 Q80P50 Q80P99 _ _ Q80BAD Q80ERR _ < <("$PACED" "$API/p/$KEY?click_id=$CLICK&amount=1.50&transaction_id=paced{n}" "$QTARGET" 32 "$SECS")
+STATS=$(server_stats)
+read -r _ v1 k1 j1 _ <<<"$STATS"
+PB="$API/p/$KEY?click_id=$CLICK&amount=1.50&transaction_id"
+read -r QMAX QTARGET Q80 Q80P50 Q80P99 Q80BAD Q80ERR < <(paced_at_80 "$PB=pacedmax{n}" "$PB=paced{n}")
 BATCH_PB=$(awk -v j="$((j1-j0))" -v k="$((k1-k0))" 'BEGIN{printf "%.1f", j/k}')
 
 RSS=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$SPID/status)
-TOTAL_CLICKS=$(stats clicks)
+STATS=$(server_stats)
+read -r TOTAL_CLICKS _ <<<"$STATS"
 kill $SPID; wait $SPID 2>/dev/null || true
 SIZE=$(stat -c %s "$DIR/postbackd.redb")
 

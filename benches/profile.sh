@@ -29,27 +29,19 @@ start_postbackd "$BIN" "$PORT" "$WORK/data" "$WORK/server.log"
 seed_postbackd
 wrk -t2 -c32 -d2s $API/c/b >/dev/null # warm up
 
-# Writer counters: "commits writes busy_µs".
-wstats() {
-  curl -s $API/api/v1/stats -H "$H" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-print(d["commits"], d["committed_writes"], round(d["avg_commit_ms"] * d["commits"] * 1000))'
-}
-
 profile() { # name, then the wrk arguments
   local name=$1; shift
   perf record -q -e cpu-clock -F 2000 -g -o "$WORK/$name.data" -p "$SPID" -- sleep "$SECS" 2>/dev/null &
   local pp=$!
   local out n w0 w1
-  w0=$(wstats)
+  w0=$(server_stats)
   out=$(wrk -t2 -c32 -d"${SECS}s" "$@")
   wait $pp
   n=$(echo "$out" | awk '/requests in/ {print $1}')
   echo
   echo "== $name: $(echo "$out" | awk '/Requests\/sec/ {print $2}') requests/s, $n requests while sampled"
-  w1=$(wstats)
-  echo "$w0 $w1" | awk -v s="$SECS" '{c=$4-$1; w=$5-$2; u=$6-$3; printf "writer: %d commits/s, %.1f writes per commit, %.0f µs per batch (apply + commit + fsync), busy %.0f%% of the time\n", c/s, w/c, u/c, u/(s*1e4)}'
+  w1=$(server_stats)
+  echo "$w0 $w1" | awk -v s="$SECS" '{c=$8-$3; w=$9-$4; u=$10-$5; printf "writer: %d commits/s, %.1f writes per commit, %.0f µs per batch (apply + commit + fsync), busy %.0f%% of the time\n", c/s, w/c, u/c, u/(s*1e4)}'
   perf script -i "$WORK/$name.data" 2>/dev/null | python3 benches/fold_profile.py "$n" 12
 }
 profile clicks "$API/c/b"
