@@ -320,12 +320,12 @@ mod tests {
 
     #[test]
     fn standard_webhooks_vector() {
-        // The public vector lives in ../shared beside the checkout (as in CI).
+        // The public vector is vendored in tests/data (its `source` says where from).
         let raw = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/testdata/standard_webhooks.json"
+            "/tests/data/standard_webhooks.json"
         ))
-        .expect("../shared/testdata/standard_webhooks.json beside the checkout");
+        .expect("tests/data/standard_webhooks.json");
         let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
         let k = decode_secret(v["secret"].as_str().unwrap()).unwrap();
         let ts: i64 = v["timestamp"].as_str().unwrap().parse().unwrap();

@@ -181,4 +181,20 @@ fn unit_and_deb_metadata_use_the_example_paths() {
         Some("postbackd")
     );
     assert_eq!(deb["maintainer-scripts"].as_str(), Some("packaging/"));
+    // Debian policy 5.6.2: "Name <address>", an address mail can reach, not
+    // a reserved test domain (RFC 2606) left from a template.
+    let maintainer = deb["maintainer"].as_str().unwrap();
+    let (name, rest) = maintainer.split_once(" <").expect("Name <address>");
+    let addr = rest.strip_suffix('>').expect("Name <address>");
+    assert!(!name.trim().is_empty(), "{maintainer}");
+    let domain = addr.rsplit_once('@').expect("an email address").1;
+    assert!(domain.contains('.'), "{maintainer}");
+    for reserved in [".example", ".invalid", ".test", ".localhost", "example.com"] {
+        assert!(!domain.ends_with(reserved), "placeholder maintainer {maintainer}");
+    }
+    assert_eq!(
+        manifest["package"]["repository"].as_str().map(|r| r.starts_with("https://")),
+        Some(true),
+        "the package names its repository"
+    );
 }

@@ -215,9 +215,9 @@ async fn rotation_with_two_secrets() {
 async fn standard_webhooks_post() {
     let raw = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/testdata/standard_webhooks.json"
+        "/tests/data/standard_webhooks.json"
     ))
-    .expect("../shared/testdata beside the checkout");
+    .expect("tests/data/standard_webhooks.json");
     let v: Value = serde_json::from_str(&raw).unwrap();
     let secret = v["secret"].as_str().unwrap();
     let s = TestServer::start().await;

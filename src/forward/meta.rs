@@ -7,7 +7,7 @@
 //! (<https://developers.facebook.com/documentation/ads-commerce/conversions-api/parameters/customer-information-parameters>)
 //! and Meta's own Business SDK (`facebook-python-business-sdk`,
 //! `facebook_business/adobjects/serverside/normalize.py`), and are checked
-//! against `shared/testdata/meta_capi_normalization.json`:
+//! against `tests/data/meta_capi_normalization.json`:
 //!
 //! | field | normalization |
 //! |---|---|
@@ -165,7 +165,7 @@ mod tests {
 
     const VECTORS: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/testdata/meta_capi_normalization.json"
+        "/tests/data/meta_capi_normalization.json"
     ));
 
     fn vectors() -> serde_json::Value {

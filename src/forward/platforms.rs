@@ -2317,7 +2317,7 @@ mod tests {
     fn webhook_shared_vector() {
         let v: Value = serde_json::from_str(include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/testdata/standard_webhooks.json"
+            "/tests/data/standard_webhooks.json"
         )))
         .unwrap();
         let key = signing::decode_secret(v["secret"].as_str().unwrap()).unwrap();
