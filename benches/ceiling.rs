@@ -50,8 +50,8 @@ fn main() {
                         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
                             .into_owned()
                             .collect();
-                    let id = postbackd::ids::new_id(postbackd::store::now_ms());
-                    let loc = postbackd::click::expand(
+                    let id = postbackd::util::ids::new_id(postbackd::util::clock::now_ms());
+                    let loc = postbackd::tracking::click::expand(
                         "https://offer.example/?s={click_id}",
                         &id,
                         &params,

@@ -13,13 +13,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use postbackd::app::App;
 use postbackd::config::Config;
 use postbackd::forward::http::Outbound;
 use postbackd::forward::worker::{Forwarder, queue_stats, system_clock};
+use postbackd::inbound::postback::{self, Mapping};
+use postbackd::inbound::query::Limits;
 use postbackd::ingest::{self, RawRequest};
-use postbackd::postback::{self, Mapping};
-use postbackd::query::Limits;
-use postbackd::server::App;
 use postbackd::store::records::{self, DestinationRecord, SourceRecord};
 use postbackd::store::{self};
 
@@ -73,7 +73,7 @@ async fn run(n: usize) {
     cfg.allow_private_destinations = true;
     let (app, _) = App::open(cfg).unwrap();
     let app = Arc::new(app);
-    let now = store::now_ms();
+    let now = postbackd::util::clock::now_ms();
     let url = format!("http://{addr}/hook");
     app.store
         .write(move |ctx| {

@@ -6,10 +6,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use postbackd::postback::{self, Mapping};
-use postbackd::query::{self, Limits};
+use postbackd::inbound::postback::{self, Mapping};
+use postbackd::inbound::query::{self, Limits};
 use postbackd::store::records::{self, ClickRecord, ConversionRecord};
-use postbackd::{click, ids};
+use postbackd::tracking::click;
+use postbackd::util::ids;
 
 fn bench(c: &mut Criterion) {
     let q = b"sub1=0mwppq49qrzvsjuva548n8dgy&payout=12.50&transaction_id=56d75d3a4d6e433fb215698c056d0d58&currency=USD&status=approved&country=US&utm_source=fb";

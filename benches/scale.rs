@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use postbackd::app::App;
 use postbackd::config::Config;
-use postbackd::server::App;
 use postbackd::store::records::{self, ClickRecord};
 use postbackd::store::{CLICKS, LINKS, StoreError, records::LinkRecord};
 
@@ -56,7 +56,7 @@ async fn run(n: u64, dir: std::path::PathBuf) {
     let (app, _) = App::open(cfg()).unwrap();
     let app = Arc::new(app);
     // The link the harness clicks.
-    let now = postbackd::store::now_ms();
+    let now = postbackd::util::clock::now_ms();
     app.store
         .write(move |ctx| {
             let l = LinkRecord {
@@ -85,7 +85,7 @@ async fn run(n: u64, dir: std::path::PathBuf) {
         let to = (from + JOB).min(n);
         let store = app.store.clone();
         let ids: Vec<String> = (from..to)
-            .map(|i| postbackd::ids::new_id(now - span_ms + i * span_ms / n.max(1)))
+            .map(|i| postbackd::util::ids::new_id(now - span_ms + i * span_ms / n.max(1)))
             .collect();
         if j % 97 == 0 {
             sample_ids.push(ids[0].clone());
@@ -95,7 +95,7 @@ async fn run(n: u64, dir: std::path::PathBuf) {
                 .write(move |ctx| {
                     for id in &ids {
                         let c = ClickRecord {
-                            ms: postbackd::ids::time_of(id).unwrap_or(0),
+                            ms: postbackd::util::ids::time_of(id).unwrap_or(0),
                             slug: "b".into(),
                             source_id: Some(1),
                             campaign: None,

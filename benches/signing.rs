@@ -4,7 +4,7 @@
 //! `cargo bench --bench signing`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use postbackd::signing;
+use postbackd::util::signing;
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {

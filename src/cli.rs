@@ -8,10 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::api::tracking::CLICK_ID_HEADER;
-use crate::client::HttpClient;
+use crate::app::App;
 use crate::config::{self, Settings, TokenOrigin};
-use crate::server::{self, App};
+use crate::http::server;
+use crate::http::tracking::CLICK_ID_HEADER;
+use crate::util::client::HttpClient;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -442,7 +443,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Compact { data_dir } => {
             let path = data_dir.join("postbackd.redb");
             let (before, after) =
-                tokio::task::spawn_blocking(move || crate::backup::compact(&path))
+                tokio::task::spawn_blocking(move || crate::store::backup::compact(&path))
                     .await
                     .map_err(|e| e.to_string())??;
             println!("compacted: {before} -> {after} bytes");

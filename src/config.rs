@@ -433,7 +433,7 @@ pub fn admin_token(c: &Config) -> std::io::Result<(String, TokenOrigin)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let token = crate::ids::random_hex(24);
+    let token = crate::util::ids::random_hex(24);
     std::fs::create_dir_all(&c.data_dir)?;
     write_private(&path, token.as_bytes())?;
     Ok((token, TokenOrigin::Generated))
@@ -530,7 +530,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "pbd-tok-{}-{}",
             std::process::id(),
-            crate::ids::new_id(0)
+            crate::util::ids::new_id(0)
         ));
         let c = Config::with_data_dir(&dir);
         let (t1, o1) = admin_token(&c).unwrap();

@@ -9,12 +9,12 @@ use redb::ReadableTable;
 use serde_json::{Value, json};
 
 use crate::forward::outbox;
-use crate::ids;
-use crate::postback::{self, Fields, Rejection};
-use crate::query::Limits;
-use crate::signing::Verified;
+use crate::inbound::postback::{self, Fields, Rejection};
+use crate::inbound::query::Limits;
 use crate::store::records::{self, ConversionRecord, EventRecord};
 use crate::store::{StoreError, WriteCtx};
+use crate::util::ids;
+use crate::util::signing::Verified;
 
 /// What a postback request looked like, as stored in the events log.
 #[derive(Clone, Debug)]

@@ -1,50 +1,44 @@
 //! postbackd: a self-hosted conversion tracker in one binary.
 //!
-//! Module map (request flow top to bottom):
+//! Module map, by layer. A module imports only from layers below its own
+//! (`tests/layers.rs` checks it; the README's Architecture section says why):
 //!
-//! - [`config`]: settings from defaults, TOML, `POSTBACKD_*` env and flags.
-//! - [`server`]: the hyper server: accept loop, routing, graceful shutdown.
-//! - [`api`]: the HTTP surfaces: tracking (`/c`), postback (`/p`), admin
-//!   (`/api/v1`), health and metrics; and the JSON error type.
-//! - [`click`]: pure click-path logic: destination validation, AutoTag
-//!   template expansion, Meta `fbc`.
-//! - [`query`]: pure parsing of untrusted query strings, form and JSON bodies.
-//! - [`postback`]: pure postback normalization: aliases, mapping, amount,
-//!   currency, status, macro detection. The fuzz target.
-//! - [`presets`]: affiliate network presets (mapping + macro syntax).
-//! - [`currency`]: ISO 4217 codes.
-//! - [`ingest`]: matching, dedup and the events log, run inside the writer's
-//!   transaction.
-//! - [`store`]: redb tables, storage records, the group-commit writer
-//!   thread, the in-memory catalog of sources and links.
-//! - [`forward`]: forwarding to ad platforms: builders, outbox, worker.
-//! - [`signing`], [`ratelimit`], [`tls`]: signed postbacks, limits, TLS.
-//! - [`metrics`]: the Prometheus page.
-//! - [`retention`], [`backup`]: purging old clicks/events; snapshots and
-//!   compaction.
-//! - [`ids`]: time-ordered random IDs.
-//! - [`net`]: client IP behind trusted proxies.
-//! - [`client`]: a small HTTP client for the CLI (and tests).
-//! - [`cli`]: command-line commands that talk to a running server.
+//! 1. [`cli`]: the command line; `serve` is the start-up sequence, the
+//!    other commands talk to a running server's admin API.
+//! 2. [`http`]: the HTTP edge: the hyper server, routing, the JSON error
+//!    type, the public `/c` and `/p` handlers, the admin API (one file per
+//!    resource), the metrics page.
+//! 3. [`manage`]: domain operations with typed inputs and results (create,
+//!    change, delete, list, replay, retry), shared by the admin API, the
+//!    dashboard and the CLI; no HTTP in them.
+//! 4. [`app`]: [`app::App`] (settings, store, forwarder, limiters) and its
+//!    opening; the upkeep loop.
+//! 5. [`config`]: settings from defaults, TOML, `POSTBACKD_*` env and flags.
+//! 6. [`ingest`], [`retention`]: the writer side: matching, dedup, events
+//!    log, replay; purging old records. Typed outcomes, no JSON or status.
+//! 7. [`forward`], [`ratelimit`]: forwarding to ad platforms (builders per
+//!    platform, outbox, worker, SSRF-guarded client); rate limiters.
+//! 8. [`views`]: the JSON shapes of stored records (API, webhook, export).
+//! 9. [`store`]: redb tables, records, the group-commit writer thread, the
+//!    in-memory catalog, snapshots.
+//! 10. [`inbound`], [`tracking`]: pure parsers of untrusted input (query
+//!     strings, postbacks, presets, currencies) and the pure click path
+//!     (destinations, the one `{token}` template expander).
+//! 11. [`util`], [`tls`]: ids, client IP, clock, text, counters and
+//!     histograms, signing, a small HTTP client; certificates.
 
-pub mod api;
-pub mod backup;
+pub mod app;
 pub mod cli;
-pub mod click;
-pub mod client;
 pub mod config;
-pub mod currency;
 pub mod forward;
-pub mod ids;
+pub mod http;
+pub mod inbound;
 pub mod ingest;
-pub mod metrics;
-pub mod net;
-pub mod postback;
-pub mod presets;
-pub mod query;
+pub mod manage;
 pub mod ratelimit;
 pub mod retention;
-pub mod server;
-pub mod signing;
 pub mod store;
 pub mod tls;
+pub mod tracking;
+pub mod util;
+pub mod views;

@@ -165,7 +165,7 @@ impl RateLimits {
 /// IPv6 clients are limited per /64: one subscriber usually holds a whole
 /// /64 and could otherwise rotate addresses to escape the limit.
 fn limit_key(ip: IpAddr) -> IpAddr {
-    match crate::net::canonical(ip) {
+    match crate::util::net::canonical(ip) {
         IpAddr::V6(v6) => {
             let seg = v6.segments();
             IpAddr::V6(Ipv6Addr::new(seg[0], seg[1], seg[2], seg[3], 0, 0, 0, 0))

@@ -7,8 +7,8 @@
 
 use redb::ReadableTable;
 
-use crate::ids;
 use crate::store::{Store, StoreError, WriteCtx};
+use crate::util::ids;
 
 /// Keys deleted per transaction.
 pub const PURGE_BATCH: usize = 1000;

@@ -11,9 +11,9 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use hyper::Method;
-use postbackd::client::HttpClient;
 use postbackd::ratelimit::RateConfig;
-use postbackd::signing;
+use postbackd::util::client::HttpClient;
+use postbackd::util::signing;
 use serde_json::{Value, json};
 
 use crate::util::{TestServer, text};

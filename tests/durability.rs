@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::Method;
-use postbackd::client::HttpClient;
+use postbackd::util::client::HttpClient;
 use serde_json::{Value, json};
 
 use crate::util::{TOKEN, TestServer, text};

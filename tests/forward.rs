@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use postbackd::client::HttpClient;
 use postbackd::config::Config;
 use postbackd::forward::meta;
-use postbackd::signing;
+use postbackd::util::client::HttpClient;
+use postbackd::util::signing;
 use serde_json::{Value, json};
 
 use crate::durability::spawn_server_with;

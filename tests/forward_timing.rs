@@ -6,16 +6,16 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use postbackd::app::App;
 use postbackd::config::Config;
 use postbackd::forward::http::{Response, SendError};
 use postbackd::forward::platforms::OutRequest;
 use postbackd::forward::worker::{Clock, Forwarder, Settings, Transport};
+use postbackd::inbound::postback::{self, Mapping};
+use postbackd::inbound::query::Limits;
 use postbackd::ingest::{self, RawRequest};
-use postbackd::postback::{self, Mapping};
-use postbackd::query::Limits;
-use postbackd::server::App;
+use postbackd::store::DELIVERIES;
 use postbackd::store::records::{self, DestinationRecord, SourceRecord};
-use postbackd::store::{self, DELIVERIES};
 use redb::ReadableTable;
 
 /// The answer to the n-th request.
@@ -63,7 +63,7 @@ async fn setup(kind: &str, config: serde_json::Value) -> (tempfile::TempDir, Arc
     cfg.admin_token = Some("timing-test-token-0123456789".into());
     let (app, _) = App::open(cfg).unwrap();
     let app = Arc::new(app);
-    let start_wall = store::now_ms();
+    let start_wall = postbackd::util::clock::now_ms();
     let start = tokio::time::Instant::now();
     let clock: Clock = Arc::new(move || start_wall + start.elapsed().as_millis() as u64);
     let kind = kind.to_string();

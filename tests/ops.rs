@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use postbackd::client::HttpClient;
+use postbackd::app::App;
 use postbackd::config::Config;
 use postbackd::retention::{self, Retention};
-use postbackd::server::App;
+use postbackd::util::client::HttpClient;
 use serde_json::json;
 
 use crate::durability::{spawn_server, spawn_server_with};
@@ -102,7 +102,7 @@ async fn retention_purges_old_clicks_and_events_not_conversions() {
     let mut cfg = Config::with_data_dir(dir.path());
     cfg.admin_token = Some(TOKEN.into());
     let (app, _) = App::open(cfg).unwrap();
-    let now = postbackd::store::now_ms();
+    let now = postbackd::util::clock::now_ms();
     let day = 86_400_000;
     let r = Retention {
         clicks_days: Some(30),
@@ -152,7 +152,7 @@ async fn retention_purges_in_small_transactions() {
     let mut cfg = Config::with_data_dir(dir.path());
     cfg.admin_token = Some(TOKEN.into());
     let (app, _) = App::open(cfg).unwrap();
-    let now = postbackd::store::now_ms();
+    let now = postbackd::util::clock::now_ms();
     let n = retention::PURGE_BATCH * 2 + 500;
     app.store
         .write(move |ctx| {
@@ -170,7 +170,7 @@ async fn retention_purges_in_small_transactions() {
                     fbc: None,
                     fbp: None,
                 };
-                let id = postbackd::ids::id_from_parts(now, i as u128);
+                let id = postbackd::util::ids::id_from_parts(now, i as u128);
                 ctx.clicks()?
                     .insert(id.as_str(), records::encode(&c).as_slice())?;
             }

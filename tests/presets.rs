@@ -1,5 +1,5 @@
 use hyper::Method;
-use postbackd::presets;
+use postbackd::inbound::presets;
 use serde_json::json;
 
 use crate::util::{TestServer, text};

@@ -4,9 +4,11 @@
 
 use std::str::FromStr;
 
-use postbackd::postback::{self, Fields, Kind, Mapping, Request, Status};
-use postbackd::query::{self, Limits, Param, ParseError};
-use postbackd::{click, currency, ids, signing};
+use postbackd::inbound::currency;
+use postbackd::inbound::postback::{self, Fields, Kind, Mapping, Request, Status};
+use postbackd::inbound::query::{self, Limits, Param, ParseError};
+use postbackd::tracking::click;
+use postbackd::util::{ids, signing};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 

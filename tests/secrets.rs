@@ -5,8 +5,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 
 use hyper::Method;
-use postbackd::client::HttpClient;
-use postbackd::signing;
+use postbackd::util::client::HttpClient;
+use postbackd::util::signing;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]

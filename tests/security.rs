@@ -2,7 +2,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use postbackd::signing;
+use postbackd::util::signing;
 use serde_json::{Value, json};
 
 use crate::util::{TestServer, text};

@@ -7,8 +7,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use postbackd::app::App;
 use postbackd::config::Config;
-use postbackd::server::{self, App, Listeners};
+use postbackd::http::server::{self, Listeners};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -246,7 +247,7 @@ async fn admin_listener_and_https_redirect() {
 
     // Plain HTTP is redirected to the configured HTTPS origin, never to a
     // host taken from the request.
-    let http = postbackd::client::HttpClient::new();
+    let http = postbackd::util::client::HttpClient::new();
     let r = http
         .send(
             hyper::Method::GET,

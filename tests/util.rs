@@ -2,11 +2,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hyper::Method;
-use postbackd::client::{HttpClient, HttpResponse};
+use postbackd::app::{App, StartError};
 use postbackd::config::Config;
-use postbackd::server::{self, App, StartError};
+use postbackd::http::server;
 use postbackd::store::OpenError;
 use postbackd::store::fault::DiskFault;
+use postbackd::util::client::{HttpClient, HttpResponse};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 

@@ -14,7 +14,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use postbackd::{ids, presets};
+use postbackd::inbound::presets;
+use postbackd::util::ids;
 use postbackd_fuzz::{
     ClickIdInput, ExpandInput, FieldsInput, LimitsInput, MappingInput, PostbackInput,
     SignatureInput,
@@ -311,7 +312,7 @@ fn main() {
     out.reset("signature");
     // The Standard Webhooks documentation's example secret.
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let key = postbackd::signing::decode_secret(secret).unwrap();
+    let key = postbackd::util::signing::decode_secret(secret).unwrap();
     let ts = 1_795_000_000i64;
     for (i, p) in all.iter().enumerate() {
         let q = p.example_query.replace("CLICKID", &click_id(i as u128));

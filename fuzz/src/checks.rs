@@ -3,9 +3,11 @@
 
 use std::str::FromStr;
 
-use postbackd::postback::{self, Fields, Kind, Mapping, Rejection, Request, Status};
-use postbackd::query::{self, Limits, Param, ParseError};
-use postbackd::{click, currency, ids, signing};
+use postbackd::inbound::postback::{self, Fields, Kind, Mapping, Rejection, Request, Status};
+use postbackd::inbound::query::{self, Limits, Param, ParseError};
+use postbackd::inbound::currency;
+use postbackd::tracking::click;
+use postbackd::util::{ids, signing};
 use rust_decimal::Decimal;
 
 use crate::{ClickIdInput, ExpandInput, FieldsInput, PostbackInput, SignatureInput};

@@ -213,9 +213,9 @@ impl MappingInput {
 
     /// The effective mapping, built the way `store::catalog::mapping_for`
     /// builds it (status keys lowercased).
-    pub fn mapping(&self) -> postbackd::postback::Mapping {
-        use postbackd::postback::{FIELDS, Status};
-        let mut m = postbackd::postback::Mapping {
+    pub fn mapping(&self) -> postbackd::inbound::postback::Mapping {
+        use postbackd::inbound::postback::{FIELDS, Status};
+        let mut m = postbackd::inbound::postback::Mapping {
             default_currency: match &self.default_currency {
                 Ok(i) => DEFAULT_CURRENCIES[usize::from(*i) % DEFAULT_CURRENCIES.len()].into(),
                 Err(s) => s.clone(),
@@ -234,8 +234,8 @@ impl MappingInput {
     }
 
     /// A preset's mapping, as a source with that preset and no overrides.
-    pub fn from_preset(p: &postbackd::presets::Preset, currency: u8) -> Self {
-        use postbackd::postback::{FIELDS, Status};
+    pub fn from_preset(p: &postbackd::inbound::presets::Preset, currency: u8) -> Self {
+        use postbackd::inbound::postback::{FIELDS, Status};
         MappingInput {
             params: p
                 .params
@@ -272,14 +272,14 @@ pub enum LimitsInput {
 }
 
 impl LimitsInput {
-    pub fn limits(self) -> postbackd::query::Limits {
+    pub fn limits(self) -> postbackd::inbound::query::Limits {
         match self {
-            LimitsInput::Default => postbackd::query::Limits::default(),
+            LimitsInput::Default => postbackd::inbound::query::Limits::default(),
             LimitsInput::Small {
                 max_params,
                 max_name_len,
                 max_value_len,
-            } => postbackd::query::Limits {
+            } => postbackd::inbound::query::Limits {
                 max_params: usize::from(max_params),
                 max_name_len: usize::from(max_name_len),
                 max_value_len: usize::from(max_value_len),

@@ -167,7 +167,7 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<(), SendError> {
     let uri: hyper::Uri = url.parse().map_err(|_| {
         SendError::Refused(format!(
             "not a valid URL: {}",
-            crate::api::truncate(url, 100)
+            crate::util::text::truncate(url, 100)
         ))
     })?;
     match uri.scheme_str() {
@@ -249,7 +249,7 @@ fn classify_error(e: &hyper_util::client::legacy::Error) -> SendError {
     if let Some(s) = std::error::Error::source(e) {
         msg = format!("{msg}: {s}");
     }
-    SendError::Transient(crate::api::truncate(&msg, 200).to_string())
+    SendError::Transient(crate::util::text::truncate(&msg, 200).to_string())
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@
 
 use redb::ReadableTable;
 
-use crate::ids;
 use crate::store::records::{self, AttemptLog, ConversionRecord, DELIVERY_LOG_LEN, DeliveryRecord};
 use crate::store::{StoreError, WriteCtx};
+use crate::util::ids;
 
 /// Destination types that get one delivery per conversion (they dedupe on
 /// the conversion ID, so a status change is not re-sent).

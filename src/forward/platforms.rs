@@ -107,8 +107,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
 use super::meta;
-use crate::signing;
 use crate::store::records::{ClickRecord, ConversionRecord};
+use crate::util::signing;
 
 /// Graph API version used when a meta destination sets none.
 pub const META_DEFAULT_API_VERSION: &str = "v26.0";
@@ -429,7 +429,7 @@ pub fn validate_config(kind: Kind, config: &Value) -> Result<(), String> {
         }
         Kind::Webhook => {
             if let Some(u) = get("url") {
-                crate::click::validate_destination(u).map_err(|e| {
+                crate::tracking::click::validate_destination(u).map_err(|e| {
                     format!(
                         "config.url is not usable ({}); it must be {}",
                         e,
@@ -451,7 +451,7 @@ pub fn validate_config(kind: Kind, config: &Value) -> Result<(), String> {
         }
         Kind::Postback => {
             if let Some(t) = get("url_template") {
-                crate::click::validate_destination(t).map_err(|e| {
+                crate::tracking::click::validate_destination(t).map_err(|e| {
                     format!(
                         "config.url_template is not usable ({e}); tokens may appear only in the path \
                          and query, never in the scheme, host or port"
@@ -1273,7 +1273,7 @@ pub fn ga4_event_name(c: &ConversionRecord) -> String {
 /// same on every attempt (only `webhook-timestamp` and the signature move).
 pub fn webhook_payload(ev: &Event<'_>) -> Value {
     let c = ev.conversion;
-    let time = crate::api::json::time;
+    let time = crate::util::clock::rfc3339;
     let first_wins = |pairs: &[(String, String)]| {
         let mut m = Map::new();
         for (k, v) in pairs {
@@ -2280,7 +2280,7 @@ mod tests {
         let b = body(&r);
         assert_eq!(b["type"], "conversion.created");
         assert_eq!(b["id"], "dlv_01");
-        assert_eq!(b["timestamp"], crate::api::json::time(CONV_MS));
+        assert_eq!(b["timestamp"], crate::util::clock::rfc3339(CONV_MS));
         assert_eq!(b["data"]["conversion_id"], "cnv_01");
         assert_eq!(b["data"]["amount"], "12.50");
         assert_eq!(b["data"]["extra"]["Email"], " Joe@Email.com ");

@@ -22,13 +22,7 @@ use super::platforms::{self, Event, Kind, OutRequest, Verdict};
 use crate::store::records::{self, ClickRecord, ConversionRecord, DeliveryRecord};
 use crate::store::{CLICKS, CONVERSIONS, DELIVERIES, OUTBOX, Store, StoreError};
 
-/// Unix milliseconds now.
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-/// The wall clock.
-pub fn system_clock() -> Clock {
-    Arc::new(crate::store::now_ms)
-}
+pub use crate::util::clock::{Clock, system_clock};
 
 /// Sends a built request. Production uses [`Outbound`] (real HTTP); the
 /// scheduling tests substitute a scripted transport under paused time.
@@ -527,7 +521,7 @@ pub fn queue_stats(
     let p = rtx.open_table(crate::store::PENDING)?;
     let depth = p.len()?;
     let oldest = match p.first()? {
-        Some((k, _)) => crate::ids::time_of(k.value()).map(|t| now.saturating_sub(t)),
+        Some((k, _)) => crate::util::ids::time_of(k.value()).map(|t| now.saturating_sub(t)),
         None => None,
     };
     Ok((depth, oldest))

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use super::records::{DestinationRecord, LinkRecord, SourceRecord};
-use crate::postback::{Mapping, Status};
-use crate::presets;
+use crate::inbound::postback::{Mapping, Status};
+use crate::inbound::presets;
 
 /// A source with its effective mapping precomputed.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ impl SourceEntry {
         let signing_keys = rec
             .signing_secrets
             .iter()
-            .filter_map(|s| crate::signing::decode_secret(s).ok())
+            .filter_map(|s| crate::util::signing::decode_secret(s).ok())
             .collect();
         let allow_ips = rec
             .allow_ips

@@ -10,6 +10,7 @@
 //! "durable" and still be fast. Reads run in concurrent read transactions on
 //! the blocking pool ([`Store::read`]).
 
+pub mod backup;
 pub mod catalog;
 pub mod fault;
 pub mod records;
@@ -279,9 +280,9 @@ pub struct WriterStats {
     /// Times the database was reopened after an I/O error.
     pub reopens: AtomicU64,
     /// Writes per committed batch.
-    pub batch_sizes: crate::metrics::Histogram,
+    pub batch_sizes: crate::util::metrics::Histogram,
     /// Seconds per commit.
-    pub commit_seconds: crate::metrics::Histogram,
+    pub commit_seconds: crate::util::metrics::Histogram,
 }
 
 impl Default for WriterStats {
@@ -293,8 +294,10 @@ impl Default for WriterStats {
             max_batch: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
             reopens: AtomicU64::new(0),
-            batch_sizes: crate::metrics::Histogram::new(crate::metrics::BATCH_BUCKETS),
-            commit_seconds: crate::metrics::Histogram::new(crate::metrics::LATENCY_BUCKETS),
+            batch_sizes: crate::util::metrics::Histogram::new(crate::util::metrics::BATCH_BUCKETS),
+            commit_seconds: crate::util::metrics::Histogram::new(
+                crate::util::metrics::LATENCY_BUCKETS,
+            ),
         }
     }
 }
@@ -502,7 +505,7 @@ impl Store {
         let slot = self.db.clone();
         tokio::task::spawn_blocking(move || {
             let db = slot.get().ok_or_else(not_open)?;
-            crate::backup::snapshot(&db, &dest)
+            crate::store::backup::snapshot(&db, &dest)
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string().into()))?
@@ -743,12 +746,4 @@ pub fn next_counter(ctx: &mut WriteCtx<'_>, name: &'static str) -> Result<u64, S
     let next = current + 1;
     ctx.meta()?.insert(name, next.to_le_bytes().as_slice())?;
     Ok(next)
-}
-
-/// Current time in Unix milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

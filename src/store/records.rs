@@ -70,7 +70,7 @@ pub struct SourceRecord {
 }
 
 fn default_tolerance() -> u64 {
-    crate::signing::DEFAULT_TOLERANCE_S
+    crate::util::signing::DEFAULT_TOLERANCE_S
 }
 
 impl Record for SourceRecord {

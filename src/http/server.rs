@@ -17,128 +17,14 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::api::{self, Surface};
-use crate::config::{self, Config, TokenOrigin};
-use crate::forward::http::Outbound;
-use crate::forward::worker::{Forwarder, system_clock};
-use crate::query::Limits;
-use crate::ratelimit::RateLimits;
-use crate::store::{OpenError, Store};
-use crate::tls::CertStore;
+use super::Surface;
+use crate::app::App;
 
 /// How long in-flight requests get to finish after shutdown starts.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// hyper's read buffer cap (bytes of request head) and header count.
 pub const HYPER_MAX_HEAD: usize = 256 * 1024;
 pub const HYPER_MAX_HEADERS: usize = 256;
-/// How often rate-limiter state is pruned and old signatures forgotten.
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
-
-/// Everything a request handler needs.
-pub struct App {
-    pub config: Config,
-    pub store: Arc<Store>,
-    /// Drains the outbox (started by [`run`]).
-    pub forwarder: Arc<Forwarder>,
-    /// Never logged; compared in constant time.
-    admin_token: String,
-    /// Bounds for parsing postback parameters.
-    pub limits: Limits,
-    /// Per-IP and per-source rate limiters.
-    pub rate: RateLimits,
-    /// The TLS certificate, when TLS is configured (reloaded on SIGHUP).
-    pub tls: Option<Arc<CertStore>>,
-    /// Request counters for `/metrics`.
-    pub requests: crate::metrics::RequestMetrics,
-}
-
-/// Why the server could not start.
-#[derive(Debug)]
-pub enum StartError {
-    Io(std::io::Error),
-    Open(OpenError),
-    Tls(String),
-}
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StartError::Io(e) => write!(f, "{e}"),
-            StartError::Open(e) => write!(f, "{e}"),
-            StartError::Tls(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
-
-impl App {
-    /// Create the data dir, resolve the admin token, open the database.
-    pub fn open(config: Config) -> Result<(App, TokenOrigin), StartError> {
-        App::open_inner(config, None)
-    }
-
-    /// [`App::open`] with a fault-injecting storage backend (disk-full tests).
-    pub fn open_with_fault(
-        config: Config,
-        fault: Arc<crate::store::fault::DiskFault>,
-    ) -> Result<(App, TokenOrigin), StartError> {
-        App::open_inner(config, Some(fault))
-    }
-
-    fn open_inner(
-        config: Config,
-        fault: Option<Arc<crate::store::fault::DiskFault>>,
-    ) -> Result<(App, TokenOrigin), StartError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            StartError::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot create data dir {}: {e}", config.data_dir.display()),
-            ))
-        })?;
-        let (admin_token, origin) = config::admin_token(&config).map_err(StartError::Io)?;
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(c), Some(k)) => Some(Arc::new(CertStore::load(c, k).map_err(StartError::Tls)?)),
-            (None, None) => None,
-            _ => {
-                return Err(StartError::Tls(
-                    "set both tls_cert and tls_key (PEM files) to serve HTTPS, or neither".into(),
-                ));
-            }
-        };
-        let store = Arc::new(
-            match fault {
-                None => Store::open(&config.db_path()),
-                Some(f) => Store::open_with_fault(&config.db_path(), f),
-            }
-            .map_err(StartError::Open)?,
-        );
-        store.set_fast_recovery(config.fast_recovery);
-        let forwarder = Forwarder::new(
-            store.clone(),
-            Arc::new(Outbound::new(config.allow_private_destinations)),
-            system_clock(),
-            config.forward,
-        );
-        Ok((
-            App {
-                requests: Default::default(),
-                tls,
-                rate: RateLimits::new(config.rate),
-                config,
-                store,
-                forwarder,
-                admin_token,
-                limits: Limits::default(),
-            },
-            origin,
-        ))
-    }
-
-    pub fn admin_token(&self) -> &str {
-        &self.admin_token
-    }
-}
 
 /// The sockets a server answers on.
 pub struct Listeners {
@@ -239,7 +125,7 @@ pub async fn run(
         )));
     }
     drop(serving);
-    let maintenance = tokio::spawn(maintenance(app.clone()));
+    let maintenance = tokio::spawn(crate::app::upkeep(app.clone()));
     let forwarding = {
         let mut stop = stop_rx.clone();
         tokio::spawn(app.forwarder.clone().run(async move {
@@ -315,7 +201,7 @@ impl Serving {
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(api::handle(app, surface, peer, req).await) }
+                    async move { Ok::<_, Infallible>(super::handle(app, surface, peer, req).await) }
                 });
                 let result = match tls {
                     Some(acceptor) => {
@@ -343,27 +229,6 @@ impl Serving {
                 }
                 drop(permit);
             });
-        }
-    }
-}
-
-/// Periodic upkeep: prune rate-limiter keys, forget signatures too old to
-/// be replayed (their timestamps are outside every tolerance).
-async fn maintenance(app: Arc<App>) {
-    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let catalog = app.store.catalog();
-        app.rate
-            .retain_recent(&|id| catalog.sources.contains_key(&id));
-        let cutoff = (crate::store::now_ms() / 1000) as i64 - crate::ingest::SIGNATURE_MEMORY_S;
-        if let Err(e) = app
-            .store
-            .write(move |ctx| crate::ingest::forget_signatures(ctx, cutoff))
-            .await
-        {
-            tracing::warn!(error = %e, "could not prune seen signatures; will retry");
         }
     }
 }

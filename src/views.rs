@@ -1,29 +1,15 @@
-//! JSON shapes of the admin API, built from storage records. Kept apart
-//! from the records so either can change without the other.
+//! JSON views of stored records: the shapes the admin API answers with,
+//! the webhook payload embeds and `export` writes. Built from storage
+//! records and kept apart from them, so either can change without the
+//! other (records are forever; a view may gain fields).
 
 use serde_json::{Map, Value, json};
 
-use crate::presets::{self, MacroSyntax};
-use crate::signing;
+use crate::inbound::presets::{self, MacroSyntax};
 use crate::store::catalog::{LinkEntry, SourceEntry};
 use crate::store::records::{ClickRecord, ConversionRecord, EventRecord};
-
-/// RFC 3339 UTC time of Unix milliseconds.
-pub fn time(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-/// Parse a `since`/`until` filter: RFC 3339, or Unix seconds.
-pub fn parse_time(s: &str) -> Option<u64> {
-    if let Ok(secs) = s.parse::<u64>() {
-        return secs.checked_mul(1000);
-    }
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
-}
+use crate::util::clock::rfc3339;
+use crate::util::signing;
 
 fn pairs(v: &[(String, String)]) -> Value {
     Value::Array(v.iter().map(|(k, v)| json!([k, v])).collect())
@@ -39,10 +25,14 @@ pub fn postback_url(public_url: &str, s: &SourceEntry) -> String {
         .and_then(MacroSyntax::parse)
         .or(preset.map(|p| p.syntax))
         .unwrap_or(MacroSyntax::Braces);
-    let mut fields: Vec<&str> = vec!["click_id", "amount", "transaction_id", "currency", "status"];
+    // The fields a conversion needs always; the optional ones (event and
+    // geography, after `status` in URL order) only where the preset has a
+    // macro for them.
+    let (core, optional) = presets::CANONICAL_FIELDS.split_at(5);
+    let mut fields: Vec<&str> = core.to_vec();
     if let Some(p) = preset {
         fields.retain(|f| p.macro_for(f).is_some() || s.mapping.params.contains_key(*f));
-        for extra in ["event", "country", "state", "city", "zip"] {
+        for &extra in optional {
             if p.macro_for(extra).is_some() {
                 fields.push(extra);
             }
@@ -95,7 +85,7 @@ pub fn source(public_url: &str, s: &SourceEntry) -> Value {
         },
         "allow_ips": s.rec.allow_ips,
         "rate_limit": s.rec.rate_limit.map(|(per_second, burst)| json!({"per_second": per_second, "burst": burst})),
-        "created_at": time(s.rec.created_ms),
+        "created_at": rfc3339(s.rec.created_ms),
     })
 }
 
@@ -111,7 +101,7 @@ pub fn link(public_url: &str, l: &LinkEntry) -> Value {
         "source": l.rec.source_id,
         "campaign": l.rec.campaign,
         "param": l.rec.param,
-        "created_at": time(l.rec.created_ms),
+        "created_at": rfc3339(l.rec.created_ms),
     })
 }
 
@@ -133,7 +123,7 @@ const CLICK_FIELDS: &[&str] = &[
 pub fn click(id: &str, c: &ClickRecord) -> Value {
     let mut v = json!({
         "click_id": id,
-        "created_at": time(c.ms),
+        "created_at": rfc3339(c.ms),
         "link": c.slug,
         "source": c.source_id,
         "campaign": c.campaign,
@@ -159,8 +149,8 @@ pub fn click(id: &str, c: &ClickRecord) -> Value {
 pub fn conversion(id: &str, c: &ConversionRecord) -> Value {
     json!({
         "id": id,
-        "created_at": time(c.created_ms),
-        "updated_at": time(c.updated_ms),
+        "created_at": rfc3339(c.created_ms),
+        "updated_at": rfc3339(c.updated_ms),
         "source": c.source_id,
         "click_id": c.click_id,
         "matched": c.matched,
@@ -176,7 +166,7 @@ pub fn conversion(id: &str, c: &ConversionRecord) -> Value {
         "state": c.state,
         "city": c.city,
         "zip": c.zip,
-        "history": c.history.iter().map(|(ms, st)| json!({"at": time(*ms), "status": st})).collect::<Vec<_>>(),
+        "history": c.history.iter().map(|(ms, st)| json!({"at": rfc3339(*ms), "status": st})).collect::<Vec<_>>(),
         "event_ids": c.event_ids,
         "extra": pairs(&c.extra),
     })
@@ -189,7 +179,7 @@ pub fn event(id: &str, e: &EventRecord) -> Value {
     };
     json!({
         "id": id,
-        "received_at": time(e.ms),
+        "received_at": rfc3339(e.ms),
         "source": e.source_id,
         "method": e.method,
         "path": e.path,

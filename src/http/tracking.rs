@@ -8,9 +8,10 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::error::ApiError;
 use super::{Resp, truncate};
-use crate::server::App;
+use crate::app::App;
 use crate::store::records::{self, ClickRecord};
-use crate::{click, ids, net, store};
+use crate::tracking::click;
+use crate::util::{ids, net};
 
 /// Most query parameters recorded per click.
 const MAX_CLICK_PARAMS: usize = 64;
@@ -39,7 +40,7 @@ pub async fn click(
             ),
         ));
     };
-    let now = store::now_ms();
+    let now = crate::util::clock::now_ms();
     let click_id = ids::new_id(now);
     let params = click_params(req.uri().query().unwrap_or(""));
     let header = |name| {

@@ -1,6 +1,6 @@
-//! Prometheus text-format metrics: request counters by route and status,
-//! postback results, commit batch-size and latency histograms, rate limits,
-//! the outbox. No secrets, no per-request data.
+//! Counters and histograms in Prometheus text format: request counters by
+//! route and status, fixed-bucket histograms (commit batch sizes and
+//! latency). The page that gathers them is `http::metrics`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -36,7 +36,7 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cumulative = 0;
         for (b, c) in self.bounds.iter().zip(&self.counts) {
@@ -90,7 +90,7 @@ impl RequestMetrics {
         }
     }
 
-    fn render(&self, out: &mut String) {
+    pub fn render(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "# HELP postbackd_http_requests_total HTTP requests by route and status.\n# TYPE postbackd_http_requests_total counter"
@@ -113,92 +113,6 @@ impl RequestMetrics {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The whole `/metrics` page.
-pub async fn render(app: &crate::server::App) -> String {
-    let now = crate::store::now_ms();
-    let (depth, oldest) = app
-        .store
-        .read(move |rtx| crate::forward::worker::queue_stats(rtx, now))
-        .await
-        .unwrap_or((0, None));
-    let mut out = String::with_capacity(4096);
-    app.requests.render(&mut out);
-    let s = &app.store.stats;
-    let counter = |out: &mut String, name: &str, help: &str, v: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-        );
-    };
-    counter(
-        &mut out,
-        "postbackd_commits_total",
-        "Write transactions committed.",
-        s.commits.load(Ordering::Relaxed).to_string(),
-    );
-    counter(
-        &mut out,
-        "postbackd_committed_writes_total",
-        "Writes (clicks, postbacks, admin changes) in committed transactions.",
-        s.committed_jobs.load(Ordering::Relaxed).to_string(),
-    );
-    counter(
-        &mut out,
-        "postbackd_failed_commits_total",
-        "Write transactions that failed (answered 503).",
-        s.failed_commits.load(Ordering::Relaxed).to_string(),
-    );
-    counter(
-        &mut out,
-        "postbackd_database_reopens_total",
-        "Database reopens after an I/O error.",
-        s.reopens.load(Ordering::Relaxed).to_string(),
-    );
-    s.batch_sizes.render(
-        &mut out,
-        "postbackd_commit_batch_size",
-        "Writes per group commit.",
-    );
-    s.commit_seconds.render(
-        &mut out,
-        "postbackd_commit_duration_seconds",
-        "Time to commit (fsync) one batch.",
-    );
-    let _ = writeln!(
-        out,
-        "# HELP postbackd_rate_limited_total Requests refused by a rate limit.\n# TYPE postbackd_rate_limited_total counter"
-    );
-    for (limit, n) in [
-        ("click_ip", &app.rate.counters.clicks_ip),
-        ("postback_ip", &app.rate.counters.postbacks_ip),
-        ("source", &app.rate.counters.postbacks_source),
-    ] {
-        let _ = writeln!(
-            out,
-            "postbackd_rate_limited_total{{limit=\"{limit}\"}} {}",
-            n.load(Ordering::Relaxed)
-        );
-    }
-    let cat = app.store.catalog();
-    for (name, help, v) in [
-        (
-            "postbackd_sources",
-            "Configured sources.",
-            cat.sources.len(),
-        ),
-        ("postbackd_links", "Configured links.", cat.links.len()),
-        (
-            "postbackd_destinations",
-            "Configured destinations.",
-            cat.destinations.len(),
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-    }
-    out.push_str(&crate::api::destinations::metrics(app, depth, oldest));
-    out
 }
 
 #[cfg(test)]

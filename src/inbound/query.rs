@@ -8,6 +8,8 @@
 
 use percent_encoding::percent_decode;
 
+use crate::util::text::truncate;
+
 /// Bounds that keep a hostile request from making us allocate without limit.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -67,7 +69,7 @@ pub fn parse_form(input: &[u8], limits: &Limits, out: &mut Vec<Param>) -> Result
         // The name goes into the error message: bounded like the others
         // (it has not been checked against `max_name_len` yet).
         let value = decode_component(value).map_err(|_| ParseError::InvalidUtf8 {
-            name: truncate(&name, 32),
+            name: truncate(&name, 32).to_string(),
         })?;
         push(out, name, value, false, limits)?;
     }
@@ -139,7 +141,7 @@ fn push(
     }
     if name.len() > limits.max_name_len {
         return Err(ParseError::TooLong {
-            name: truncate(&name, 32),
+            name: truncate(&name, 32).to_string(),
             limit: limits.max_name_len,
         });
     }
@@ -172,15 +174,7 @@ pub fn decode_component(raw: &[u8]) -> Result<String, std::string::FromUtf8Error
 }
 
 fn lossy_name(raw: &[u8]) -> String {
-    truncate(&String::from_utf8_lossy(raw), 32)
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    let mut end = max.min(s.len());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    truncate(&String::from_utf8_lossy(raw), 32).to_string()
 }
 
 #[cfg(test)]

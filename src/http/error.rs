@@ -7,6 +7,7 @@ use hyper::header::{HeaderValue, RETRY_AFTER};
 use serde_json::json;
 
 use super::{Resp, json_response};
+use crate::manage::{self, ErrorKind};
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -72,16 +73,21 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "storage error answered 503");
-        let message = match e {
-            StoreError::Corrupt(_) => "a stored record could not be read; check the server log",
-            _ => {
-                "storage cannot commit right now (disk full or I/O error); nothing was recorded, \
-                 retry later"
-            }
+impl From<manage::Error> for ApiError {
+    fn from(e: manage::Error) -> Self {
+        let status = match e.kind {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        ApiError::new(status, e.code, e.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    /// One message for storage failures, wherever they surface.
+    fn from(e: StoreError) -> Self {
+        manage::Error::from(e).into()
     }
 }

@@ -17,15 +17,16 @@
 //!   `https://t.example.com/p/KEY?click_id={sub1}&amount={payout_amount}&transaction_id={transaction_id}`,
 //!   so a postback fired from the generated URL needs no mapping at all.
 //!
-//! Canonical fields are [`CANONICAL_FIELDS`]; canonical statuses are [`CANONICAL_STATUSES`].
+//! Canonical fields are [`CANONICAL_FIELDS`]; canonical statuses are [`crate::inbound::postback::Status`].
 //!
 //! Accuracy: every preset's doc comment says which facts were confirmed against the network's
 //! (or a tracker's) published documentation and which were not. Unconfirmed values are best
 //! guesses that a user must be able to check in the network's UI before relying on them; they
 //! are marked rather than silently presented as fact.
 
-/// Canonical parameter names accepted at `/p/{source_key}`, in the order generated postback
-/// URLs list them: the fields needed to record a conversion first, geography last.
+/// The canonical fields ([`crate::inbound::postback::FIELDS`], where they are declared with their aliases) in
+/// the order generated postback URLs list them: the fields needed to record a conversion
+/// first, geography last. A unit test keeps the two the same set.
 pub const CANONICAL_FIELDS: &[&str] = &[
     "click_id",
     "amount",
@@ -38,10 +39,6 @@ pub const CANONICAL_FIELDS: &[&str] = &[
     "city",
     "zip",
 ];
-
-/// Canonical conversion statuses every network status is mapped onto.
-pub const CANONICAL_STATUSES: &[&str] =
-    &["approved", "pending", "rejected", "refunded", "chargeback"];
 
 /// How a network writes a macro in a postback URL template.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -600,6 +597,16 @@ pub fn find(id: &str) -> Option<&'static Preset> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inbound::postback::{self, Status};
+
+    #[test]
+    fn url_order_lists_every_canonical_field_once() {
+        let mut url: Vec<&str> = CANONICAL_FIELDS.to_vec();
+        let mut declared: Vec<&str> = postback::FIELDS.iter().map(|(f, _)| *f).collect();
+        url.sort_unstable();
+        declared.sort_unstable();
+        assert_eq!(url, declared);
+    }
 
     /// The simple query parser the brief asks for: split on `&`, then on the first `=`.
     fn parse_query(q: &str) -> Vec<(&str, &str)> {
@@ -680,7 +687,7 @@ mod tests {
     fn statuses_map_to_canonical_and_are_lowercase() {
         for p in all() {
             for (raw, canonical) in p.statuses {
-                assert!(CANONICAL_STATUSES.contains(canonical), "{} {raw}", p.id);
+                assert!(Status::parse(canonical).is_some(), "{} {raw}", p.id);
                 assert_eq!(*raw, raw.to_ascii_lowercase(), "{} {raw}", p.id);
                 assert_eq!(p.map_status(raw), Some(*canonical));
             }

@@ -11,9 +11,9 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-use crate::currency;
-use crate::ids::{self, MAX_CLICK_ID_LEN};
-use crate::query::{self, Limits, Param, ParseError};
+use crate::inbound::currency;
+use crate::inbound::query::{self, Limits, Param, ParseError};
+use crate::util::ids::{self, MAX_CLICK_ID_LEN};
 
 /// Canonical fields, each with its built-in aliases, in resolution order.
 /// A per-source mapping for a field replaces that field's aliases.
@@ -43,6 +43,10 @@ pub const FIELDS: &[(&str, &[&str])] = &[
     ("zip", &["zipcode", "postal_code", "postcode"]),
 ];
 
+/// The canonical field names, for messages ("map one of: ...").
+pub const FIELD_LIST: &str =
+    "click_id, amount, currency, transaction_id, event, status, country, state, city, zip";
+
 /// Is `name` one of the canonical field names?
 pub fn is_canonical(name: &str) -> bool {
     FIELDS.iter().any(|(f, _)| *f == name)
@@ -66,6 +70,9 @@ impl Status {
         Status::Refunded,
         Status::Chargeback,
     ];
+
+    /// The canonical names, for messages ("status must be ...").
+    pub const LIST: &'static str = "approved, pending, rejected, refunded or chargeback";
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -385,10 +392,11 @@ pub fn normalize(params: &[Param], mapping: &Mapping) -> Result<Fields, Rejectio
                 "invalid_status",
                 Some("status"),
                 format!(
-                    "the `{}` parameter `{}` is not a known status; send approved, pending, \
-                     rejected, refunded or chargeback, or map this value in the source's status_map",
+                    "the `{}` parameter `{}` is not a known status; send {}, or map this value in \
+                     the source's status_map",
                     f.name,
-                    shorten(f.value)
+                    shorten(f.value),
+                    Status::LIST
                 ),
             )
         })?,
@@ -663,6 +671,15 @@ fn shorten(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_in_messages_name_every_value() {
+        let fields: Vec<&str> = FIELDS.iter().map(|(f, _)| *f).collect();
+        assert_eq!(FIELD_LIST, fields.join(", "));
+        let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        let (head, last) = names.split_at(names.len() - 1);
+        assert_eq!(Status::LIST, format!("{} or {}", head.join(", "), last[0]));
+    }
 
     fn mapping() -> Mapping {
         Mapping {

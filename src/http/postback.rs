@@ -15,12 +15,12 @@ use hyper::{Method, Request, StatusCode};
 
 use super::error::ApiError;
 use super::{Resp, json_response, truncate};
+use crate::app::App;
+use crate::inbound::postback::{self, Rejection};
 use crate::ingest::{self, RawRequest};
-use crate::postback::{self, Rejection};
-use crate::server::App;
-use crate::signing::{self, Verified};
 use crate::store::catalog::SourceEntry;
-use crate::{net, store};
+use crate::util::net;
+use crate::util::signing::{self, Verified};
 
 pub async fn postback(
     app: &App,
@@ -42,7 +42,7 @@ pub async fn postback(
     app.rate
         .check_source(source)
         .map_err(ApiError::rate_limited)?;
-    let now = store::now_ms();
+    let now = crate::util::clock::now_ms();
     let (parts, mut body) = req.into_parts();
     let header = |name| {
         parts

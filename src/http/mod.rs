@@ -1,82 +1,28 @@
-//! HTTP surfaces. [`handle`] routes a request to the tracking, postback,
+//! The HTTP edge. [`handle`] routes a request to the tracking, postback,
 //! admin or health handlers; each returns a complete response (bodies are
-//! small and fully buffered).
+//! small and fully buffered). Handlers parse the request, call the layer
+//! below (`manage` for admin operations, `ingest` through the store's
+//! writer for clicks and postbacks) and turn its typed result into JSON.
 
 pub mod admin;
-pub mod destinations;
 pub mod error;
-pub mod json;
+pub mod metrics;
 pub mod postback;
+pub mod response;
+pub mod server;
 pub mod tracking;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::server::App;
+use crate::app::App;
+use crate::util::text::truncate;
 use error::ApiError;
-
-/// Every handler's response type: a boxed body, so most answers are one
-/// buffer and a backup can stream.
-pub type Resp = Response<BoxBody<Bytes, std::io::Error>>;
-
-/// A complete body.
-pub fn full(b: impl Into<Bytes>) -> BoxBody<Bytes, std::io::Error> {
-    Full::new(b.into()).map_err(|never| match never {}).boxed()
-}
-
-/// A body fed chunk by chunk through a channel (streamed downloads).
-pub struct ChannelBody(pub tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
-    }
-}
-
-/// An empty body.
-pub fn empty() -> BoxBody<Bytes, std::io::Error> {
-    full(Bytes::new())
-}
-
-/// A JSON response with `Content-Type: application/json`.
-pub fn json_response(status: StatusCode, v: &serde_json::Value) -> Resp {
-    let mut body = serde_json::to_vec(v).unwrap_or_default();
-    body.push(b'\n');
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-/// A source's or destination's display name: trimmed, 1 to 100 bytes.
-pub fn valid_name(name: &str) -> Result<String, ApiError> {
-    let n = name.trim();
-    if n.is_empty() || n.len() > 100 {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "name must be 1 to 100 characters",
-        ));
-    }
-    Ok(n.to_string())
-}
+pub use response::{ChannelBody, Resp, empty, full, json_response, no_content};
 
 /// Longest accepted request target (path and query), bytes.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -218,7 +164,7 @@ async fn route_request(
         })
     } else if path == "/metrics" && admin {
         // With admin_listen set, metrics are served there only.
-        Ok(admin::metrics(app).await)
+        Ok(metrics::page(app).await)
     } else {
         Err(ApiError::not_found(
             "not_found",
@@ -250,16 +196,4 @@ fn method_not_allowed(allowed: &str) -> ApiError {
         "method_not_allowed",
         format!("this path accepts {allowed}"),
     )
-}
-
-/// Cut `s` to at most `max` bytes on a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -1,0 +1,147 @@
+//! The application: [`App`] holds what every layer above needs (settings,
+//! the store, the forwarder, the limiters, the certificate), [`App::open`]
+//! builds it from a [`Config`], and [`upkeep`] is its periodic housekeeping.
+//! The HTTP edge, the domain operations and the CLI all take an `&App`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{self, Config, TokenOrigin};
+use crate::forward::http::Outbound;
+use crate::forward::worker::Forwarder;
+use crate::inbound::query::Limits;
+use crate::ratelimit::RateLimits;
+use crate::store::{OpenError, Store};
+use crate::tls::CertStore;
+use crate::util::clock::system_clock;
+
+/// How often rate-limiter state is pruned and old signatures forgotten.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+
+/// Everything a request handler needs.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<Store>,
+    /// Drains the outbox (started by [`run`]).
+    pub forwarder: Arc<Forwarder>,
+    /// Never logged; compared in constant time.
+    admin_token: String,
+    /// Bounds for parsing postback parameters.
+    pub limits: Limits,
+    /// Per-IP and per-source rate limiters.
+    pub rate: RateLimits,
+    /// The TLS certificate, when TLS is configured (reloaded on SIGHUP).
+    pub tls: Option<Arc<CertStore>>,
+    /// Request counters for `/metrics`.
+    pub requests: crate::util::metrics::RequestMetrics,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Io(std::io::Error),
+    Open(OpenError),
+    Tls(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Io(e) => write!(f, "{e}"),
+            StartError::Open(e) => write!(f, "{e}"),
+            StartError::Tls(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl App {
+    /// Create the data dir, resolve the admin token, open the database.
+    pub fn open(config: Config) -> Result<(App, TokenOrigin), StartError> {
+        App::open_inner(config, None)
+    }
+
+    /// [`App::open`] with a fault-injecting storage backend (disk-full tests).
+    pub fn open_with_fault(
+        config: Config,
+        fault: Arc<crate::store::fault::DiskFault>,
+    ) -> Result<(App, TokenOrigin), StartError> {
+        App::open_inner(config, Some(fault))
+    }
+
+    fn open_inner(
+        config: Config,
+        fault: Option<Arc<crate::store::fault::DiskFault>>,
+    ) -> Result<(App, TokenOrigin), StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StartError::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot create data dir {}: {e}", config.data_dir.display()),
+            ))
+        })?;
+        let (admin_token, origin) = config::admin_token(&config).map_err(StartError::Io)?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(c), Some(k)) => Some(Arc::new(CertStore::load(c, k).map_err(StartError::Tls)?)),
+            (None, None) => None,
+            _ => {
+                return Err(StartError::Tls(
+                    "set both tls_cert and tls_key (PEM files) to serve HTTPS, or neither".into(),
+                ));
+            }
+        };
+        let store = Arc::new(
+            match fault {
+                None => Store::open(&config.db_path()),
+                Some(f) => Store::open_with_fault(&config.db_path(), f),
+            }
+            .map_err(StartError::Open)?,
+        );
+        store.set_fast_recovery(config.fast_recovery);
+        let forwarder = Forwarder::new(
+            store.clone(),
+            Arc::new(Outbound::new(config.allow_private_destinations)),
+            system_clock(),
+            config.forward,
+        );
+        Ok((
+            App {
+                requests: Default::default(),
+                tls,
+                rate: RateLimits::new(config.rate),
+                config,
+                store,
+                forwarder,
+                admin_token,
+                limits: Limits::default(),
+            },
+            origin,
+        ))
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+}
+
+/// Periodic upkeep: prune rate-limiter keys, forget signatures too old to
+/// be replayed (their timestamps are outside every tolerance).
+pub async fn upkeep(app: Arc<App>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let catalog = app.store.catalog();
+        app.rate
+            .retain_recent(&|id| catalog.sources.contains_key(&id));
+        let cutoff =
+            (crate::util::clock::now_ms() / 1000) as i64 - crate::ingest::SIGNATURE_MEMORY_S;
+        if let Err(e) = app
+            .store
+            .write(move |ctx| crate::ingest::forget_signatures(ctx, cutoff))
+            .await
+        {
+            tracing::warn!(error = %e, "could not prune seen signatures; will retry");
+        }
+    }
+}

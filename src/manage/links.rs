@@ -1,0 +1,205 @@
+//! Tracking links: validation of a link's fields, and create / change /
+//! delete in one write transaction that also updates the catalog.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::Error;
+use crate::app::App;
+use crate::store::catalog::LinkEntry;
+use crate::store::records::{self, LinkRecord};
+use crate::tracking::click;
+use crate::util::clock::now_ms;
+use crate::util::ids;
+use crate::util::text::truncate;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LinkIn {
+    pub slug: Option<String>,
+    pub destination: Option<String>,
+    pub source: Option<Option<u64>>,
+    pub campaign: Option<String>,
+    pub param: Option<String>,
+}
+
+fn valid_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn valid_param(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b))
+}
+
+impl LinkIn {
+    pub fn apply(self, app: &App, rec: &mut LinkRecord) -> Result<(), Error> {
+        if let Some(d) = self.destination {
+            click::validate_destination(&d)
+                .map_err(|m| Error::invalid("invalid_destination", m))?;
+            rec.destination = d;
+        }
+        if let Some(s) = self.source {
+            if let Some(id) = s
+                && !app.store.catalog().sources.contains_key(&id)
+            {
+                return Err(Error::invalid(
+                    "unknown_source",
+                    format!("no source with id {id}"),
+                ));
+            }
+            rec.source_id = s;
+        }
+        if let Some(c) = self.campaign {
+            if c.len() > 200 {
+                return Err(Error::invalid(
+                    "invalid_campaign",
+                    "campaign must be at most 200 characters",
+                ));
+            }
+            rec.campaign = (!c.is_empty()).then_some(c);
+        }
+        if let Some(p) = self.param {
+            if !valid_param(&p) {
+                return Err(Error::invalid(
+                    "invalid_param",
+                    "param must be 1-64 letters, digits, _ - . [ ]",
+                ));
+            }
+            rec.param = p;
+        }
+        Ok(())
+    }
+}
+
+/// Every link, by slug.
+pub fn list(app: &App) -> Vec<Arc<LinkEntry>> {
+    app.store.catalog().links.values().cloned().collect()
+}
+
+pub fn get(app: &App, slug: &str) -> Result<Arc<LinkEntry>, Error> {
+    app.store
+        .catalog()
+        .links
+        .get(slug)
+        .cloned()
+        .ok_or_else(|| unknown(slug))
+}
+
+fn unknown(slug: &str) -> Error {
+    Error::not_found(
+        "unknown_link",
+        format!("no link with slug `{}`", truncate(slug, 64)),
+    )
+}
+
+pub async fn create(app: &App, input: LinkIn) -> Result<Arc<LinkEntry>, Error> {
+    if input.destination.is_none() {
+        return Err(Error::invalid(
+            "invalid_destination",
+            "destination is required: the offer URL, with {click_id} or --CLICK-ID-- where the network's tracking parameter takes it",
+        ));
+    }
+    let slug = match &input.slug {
+        Some(s) if !valid_slug(s) => {
+            return Err(Error::invalid(
+                "invalid_slug",
+                "slug must be 1-64 letters, digits, - or _",
+            ));
+        }
+        Some(s) => s.clone(),
+        None => ids::new_id(0)[ids::TIME_DIGITS..ids::TIME_DIGITS + 10].to_string(),
+    };
+    let mut rec = LinkRecord {
+        destination: String::new(),
+        source_id: None,
+        campaign: None,
+        param: String::new(),
+        created_ms: now_ms(),
+    };
+    let explicit_param = input.param.is_some();
+    input.apply(app, &mut rec)?;
+    if !explicit_param {
+        // The network's own tracking parameter when the source knows it.
+        rec.param = rec
+            .source_id
+            .and_then(|id| {
+                app.store
+                    .catalog()
+                    .sources
+                    .get(&id)
+                    .and_then(|s| s.mapping.params.get("click_id").cloned())
+            })
+            .unwrap_or_else(|| "click_id".to_string());
+    }
+    let entry = app
+        .store
+        .write(move |ctx| {
+            if ctx.catalog().links.contains_key(&slug) {
+                return Ok(None);
+            }
+            ctx.links()?
+                .insert(slug.as_str(), records::encode(&rec).as_slice())?;
+            Ok(Some(ctx.catalog_mut().put_link(slug, rec)))
+        })
+        .await?
+        .ok_or_else(|| {
+            Error::conflict(
+                "slug_taken",
+                "a link with this slug exists; choose another slug",
+            )
+        })?;
+    Ok(entry)
+}
+
+pub async fn update(app: &App, slug: &str, input: LinkIn) -> Result<Arc<LinkEntry>, Error> {
+    if input.slug.as_deref().is_some_and(|s| s != slug) {
+        return Err(Error::invalid(
+            "invalid_slug",
+            "a link's slug cannot change; create a new link",
+        ));
+    }
+    let mut rec = app
+        .store
+        .catalog()
+        .links
+        .get(slug)
+        .map(|l| l.rec.clone())
+        .ok_or_else(|| unknown(slug))?;
+    input.apply(app, &mut rec)?;
+    let slug_owned = slug.to_string();
+    let entry = app
+        .store
+        .write(move |ctx| {
+            if !ctx.catalog().links.contains_key(&slug_owned) {
+                return Ok(None);
+            }
+            ctx.links()?
+                .insert(slug_owned.as_str(), records::encode(&rec).as_slice())?;
+            Ok(Some(ctx.catalog_mut().put_link(slug_owned, rec)))
+        })
+        .await?
+        .ok_or_else(|| unknown(slug))?;
+    Ok(entry)
+}
+
+pub async fn delete(app: &App, slug: &str) -> Result<(), Error> {
+    let s = slug.to_string();
+    let removed = app
+        .store
+        .write(move |ctx| {
+            let existed = ctx.links()?.remove(s.as_str())?.is_some();
+            if existed {
+                ctx.catalog_mut().remove_link(&s);
+            }
+            Ok(existed)
+        })
+        .await?;
+    if removed { Ok(()) } else { Err(unknown(slug)) }
+}
