@@ -21,7 +21,6 @@ use postbackd::inbound::postback::{self, Mapping};
 use postbackd::inbound::query::Limits;
 use postbackd::ingest::{self, RawRequest};
 use postbackd::store::records::{self, DestinationRecord, SourceRecord};
-use postbackd::store::{self};
 
 fn main() {
     let n: usize = std::env::args()

@@ -147,7 +147,7 @@ pub async fn stats(app: &App) -> Result<Stats, Error> {
         events,
         commits: s.commits.load(Ordering::Relaxed),
         committed_writes: s.committed_jobs.load(Ordering::Relaxed),
-        max_batch: s.max_batch.load(Ordering::Relaxed) as u64,
+        max_batch: s.max_batch.load(Ordering::Relaxed),
         failed_commits: s.failed_commits.load(Ordering::Relaxed),
         commit_micros: s.commit_micros.load(Ordering::Relaxed),
     })
