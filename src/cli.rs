@@ -889,3 +889,31 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Here rather than in config.rs: it drives the flag parser, and config
+    // sits below the command line.
+    #[test]
+    fn trusted_proxies_from_the_file_and_from_the_command_line() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "trusted_proxies = [\"10.0.0.1\", \"192.168.0.0/16\"]\n").unwrap();
+        let c = config::load(Some(&f), Settings::default()).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        // The flag (or POSTBACKD_TRUSTED_PROXIES) is one comma-separated
+        // value, spaces allowed; it wins over the file.
+        let cli =
+            Cli::try_parse_from(["postbackd", "serve", "--trusted-proxies", "127.0.0.1, ::1,"])
+                .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve");
+        };
+        let c = config::load(Some(&f), args.settings).unwrap();
+        let got: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(got, ["127.0.0.1/32", "::1/128"]);
+    }
+}
