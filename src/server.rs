@@ -31,8 +31,6 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// hyper's read buffer cap (bytes of request head) and header count.
 pub const HYPER_MAX_HEAD: usize = 256 * 1024;
 pub const HYPER_MAX_HEADERS: usize = 256;
-/// How often rate-limiter state is pruned and old signatures forgotten.
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 
 /// Everything a request handler needs.
 pub struct App {
@@ -347,10 +345,14 @@ impl Serving {
     }
 }
 
-/// Periodic upkeep: prune rate-limiter keys, forget signatures too old to
-/// be replayed (their timestamps are outside every tolerance).
+/// Periodic upkeep, every `upkeep_interval_secs`: prune rate-limiter keys,
+/// forget signatures too old to be replayed (their timestamps are outside
+/// every tolerance).
 async fn maintenance(app: Arc<App>) {
-    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    let mut tick = tokio::time::interval(app.config.upkeep_interval);
+    // Upkeep that outlasts the interval delays the next tick instead of
+    // triggering a burst of catch-up ticks.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;
