@@ -1,6 +1,6 @@
 //! Prometheus text-format metrics: request counters by route and status,
 //! postback results, commit batch-size and latency histograms, rate limits,
-//! the outbox. No secrets, no per-request data.
+//! retention, the outbox. No secrets, no per-request data.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -178,6 +178,17 @@ pub async fn render(app: &crate::server::App) -> String {
         let _ = writeln!(
             out,
             "postbackd_rate_limited_total{{limit=\"{limit}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP postbackd_retention_purged_total Records deleted by retention, by kind (clicks, events).\n# TYPE postbackd_retention_purged_total counter"
+    );
+    for (kind, n) in [("clicks", &s.purged_clicks), ("events", &s.purged_events)] {
+        let _ = writeln!(
+            out,
+            "postbackd_retention_purged_total{{kind=\"{kind}\"}} {}",
             n.load(Ordering::Relaxed)
         );
     }

@@ -347,7 +347,7 @@ impl Serving {
 
 /// Periodic upkeep, every `upkeep_interval_secs`: prune rate-limiter keys,
 /// forget signatures too old to be replayed (their timestamps are outside
-/// every tolerance).
+/// every tolerance), purge clicks and events past retention.
 async fn maintenance(app: Arc<App>) {
     let mut tick = tokio::time::interval(app.config.upkeep_interval);
     // Upkeep that outlasts the interval delays the next tick instead of
@@ -366,6 +366,11 @@ async fn maintenance(app: Arc<App>) {
             .await
         {
             tracing::warn!(error = %e, "could not prune seen signatures; will retry");
+        }
+        // Small transactions (retention::PURGE_BATCH keys), so ingest
+        // batches interleave with a long purge.
+        if let Err(e) = crate::retention::upkeep(&app.store, app.config.retention).await {
+            tracing::warn!(error = %e, "retention purge failed; will retry at the next upkeep");
         }
     }
 }

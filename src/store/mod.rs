@@ -278,6 +278,10 @@ pub struct WriterStats {
     pub commit_micros: AtomicU64,
     /// Times the database was reopened after an I/O error.
     pub reopens: AtomicU64,
+    /// Clicks and postback events deleted by retention (`retention::purge`),
+    /// counted as each purge transaction commits.
+    pub purged_clicks: AtomicU64,
+    pub purged_events: AtomicU64,
     /// Writes per committed batch.
     pub batch_sizes: crate::metrics::Histogram,
     /// Seconds per commit.
@@ -293,6 +297,8 @@ impl Default for WriterStats {
             max_batch: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
             reopens: AtomicU64::new(0),
+            purged_clicks: AtomicU64::new(0),
+            purged_events: AtomicU64::new(0),
             batch_sizes: crate::metrics::Histogram::new(crate::metrics::BATCH_BUCKETS),
             commit_seconds: crate::metrics::Histogram::new(crate::metrics::LATENCY_BUCKETS),
         }
