@@ -4,7 +4,6 @@
 //! The HTTP edge, the domain operations and the CLI all take an `&App`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::{self, Config, TokenOrigin};
 use crate::forward::http::Outbound;
@@ -14,9 +13,6 @@ use crate::ratelimit::RateLimits;
 use crate::store::{OpenError, Store};
 use crate::tls::CertStore;
 use crate::util::clock::system_clock;
-
-/// How often rate-limiter state is pruned and old signatures forgotten.
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 
 /// Everything a request handler needs.
 pub struct App {
@@ -127,7 +123,10 @@ impl App {
 /// Periodic upkeep: prune rate-limiter keys, forget signatures too old to
 /// be replayed (their timestamps are outside every tolerance).
 pub async fn upkeep(app: Arc<App>) {
-    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    let mut tick = tokio::time::interval(app.config.upkeep_interval);
+    // Upkeep that outlasts the interval delays the next tick instead of
+    // triggering a burst of catch-up ticks.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;
@@ -142,6 +141,11 @@ pub async fn upkeep(app: Arc<App>) {
             .await
         {
             tracing::warn!(error = %e, "could not prune seen signatures; will retry");
+        }
+        // Small transactions (retention::PURGE_BATCH keys), so ingest
+        // batches interleave with a long purge.
+        if let Err(e) = crate::retention::upkeep(&app.store, app.config.retention).await {
+            tracing::warn!(error = %e, "retention purge failed; will retry at the next upkeep");
         }
     }
 }

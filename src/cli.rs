@@ -916,4 +916,33 @@ mod tests {
         let got: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
         assert_eq!(got, ["127.0.0.1/32", "::1/128"]);
     }
+
+    #[test]
+    fn upkeep_interval_from_file_and_flag_within_bounds() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        assert_eq!(
+            config::load(None, Settings::default())
+                .unwrap()
+                .upkeep_interval,
+            std::time::Duration::from_secs(60)
+        );
+        std::fs::write(&f, "upkeep_interval_secs = 5\n").unwrap();
+        let c = config::load(Some(&f), Settings::default()).unwrap();
+        assert_eq!(c.upkeep_interval, std::time::Duration::from_secs(5));
+        // The flag (clap also reads POSTBACKD_UPKEEP_INTERVAL_SECS) beats the file.
+        let cli =
+            Cli::try_parse_from(["postbackd", "serve", "--upkeep-interval-secs", "1"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve");
+        };
+        let c = config::load(Some(&f), args.settings).unwrap();
+        assert_eq!(c.upkeep_interval, std::time::Duration::from_secs(1));
+        for bad in ["0", "3601"] {
+            std::fs::write(&f, format!("upkeep_interval_secs = {bad}\n")).unwrap();
+            let e = config::load(Some(&f), Settings::default()).unwrap_err();
+            assert!(e.to_string().contains("1 to 3600"), "{e}");
+        }
+    }
 }

@@ -59,6 +59,9 @@ pub struct Config {
     /// Purge clicks / postback events older than this many days (None:
     /// keep forever). Conversions are never purged.
     pub retention: crate::retention::Retention,
+    /// How often the upkeep loop runs: rate-limiter pruning, forgetting old
+    /// signatures, the retention purge.
+    pub upkeep_interval: Duration,
     /// Commit with redb's two-phase commit and quick repair: restart after a
     /// crash is instant on any file size, but each commit costs two fsyncs
     /// plus the allocator state, which grows with the file (2.1x fewer
@@ -90,6 +93,7 @@ impl Config {
             allow_private_destinations: false,
             forward: crate::forward::worker::Settings::default(),
             retention: crate::retention::Retention::default(),
+            upkeep_interval: Duration::from_secs(60),
             fast_recovery: false,
         }
     }
@@ -181,6 +185,9 @@ pub struct Settings {
     /// Purge postback events older than this many days (0: keep forever).
     #[arg(long, env = "POSTBACKD_RETENTION_EVENTS_DAYS")]
     pub retention_events_days: Option<u32>,
+    /// Seconds between upkeep runs (retention purge, limiter pruning), 1-3600.
+    #[arg(long, env = "POSTBACKD_UPKEEP_INTERVAL_SECS")]
+    pub upkeep_interval_secs: Option<u64>,
     /// Two-phase commit + quick repair (fast restart after a crash; two
     /// fsyncs per commit). false: one fsync per commit.
     #[arg(long, env = "POSTBACKD_FAST_RECOVERY")]
@@ -354,6 +361,16 @@ pub fn load(file: Option<&Path>, over: Settings) -> Result<Config, ConfigError> 
         .retention_events_days
         .or(fc.retention_events_days)
         .filter(|d| *d > 0);
+    if let Some(secs) = over.upkeep_interval_secs.or(fc.upkeep_interval_secs) {
+        // 0 would make tokio's interval panic; past an hour, signatures
+        // (remembered 65 min) and limiter keys pile up for too long.
+        if !(1..=3600).contains(&secs) {
+            return Err(ConfigError(
+                "upkeep_interval_secs must be 1 to 3600 (the default is 60)".into(),
+            ));
+        }
+        c.upkeep_interval = Duration::from_secs(secs);
+    }
     Ok(c)
 }
 

@@ -5,6 +5,8 @@
 //!
 //! Keys are time-ordered IDs, so "older than" is a key range from the start.
 
+use std::sync::atomic::Ordering;
+
 use redb::ReadableTable;
 
 use crate::store::{Store, StoreError, WriteCtx};
@@ -53,7 +55,37 @@ fn purge_batch(ctx: &mut WriteCtx<'_>, which: Which, cutoff: &str) -> Result<usi
 /// Purge everything past retention as of `now_ms` (injectable for tests),
 /// one small transaction at a time. Returns (clicks, events) deleted.
 pub async fn purge(store: &Store, r: Retention, now_ms: u64) -> Result<(u64, u64), StoreError> {
-    let mut done = (0u64, 0u64);
+    let mut done = (0, 0);
+    purge_into(store, r, now_ms, &mut done).await?;
+    Ok(done)
+}
+
+/// One step of the server's upkeep loop: purge what is past retention now,
+/// log the counts when anything went, and return them (clicks, events).
+/// On an error the transactions committed before it stay purged, counted
+/// and logged; the rest waits for the next step.
+pub async fn upkeep(store: &Store, r: Retention) -> Result<(u64, u64), StoreError> {
+    let mut done = (0, 0);
+    let result = purge_into(store, r, crate::util::clock::now_ms(), &mut done).await;
+    if done != (0, 0) {
+        tracing::info!(
+            clicks = done.0,
+            events = done.1,
+            "purged clicks and postback events past retention"
+        );
+    }
+    result.map(|()| done)
+}
+
+/// [`purge`], adding to `done` (and to the store's counters behind
+/// `/metrics`) as each transaction commits, so a failure part-way loses no
+/// count of what was really deleted.
+async fn purge_into(
+    store: &Store,
+    r: Retention,
+    now_ms: u64,
+    done: &mut (u64, u64),
+) -> Result<(), StoreError> {
     for (which, days) in [
         (Which::Clicks, r.clicks_days),
         (Which::Events, r.events_days),
@@ -63,10 +95,12 @@ pub async fn purge(store: &Store, r: Retention, now_ms: u64) -> Result<(u64, u64
         loop {
             let c = cut.clone();
             let n = store.write(move |ctx| purge_batch(ctx, which, &c)).await?;
-            match which {
-                Which::Clicks => done.0 += n as u64,
-                Which::Events => done.1 += n as u64,
-            }
+            let (total, counter) = match which {
+                Which::Clicks => (&mut done.0, &store.stats.purged_clicks),
+                Which::Events => (&mut done.1, &store.stats.purged_events),
+            };
+            *total += n as u64;
+            counter.fetch_add(n as u64, Ordering::Relaxed);
             if n < PURGE_BATCH {
                 break;
             }
@@ -74,5 +108,5 @@ pub async fn purge(store: &Store, r: Retention, now_ms: u64) -> Result<(u64, u64
             tokio::task::yield_now().await;
         }
     }
-    Ok(done)
+    Ok(())
 }

@@ -207,6 +207,328 @@ async fn retention_purges_in_small_transactions() {
     app.store.close().await;
 }
 
+/// The binary, started with extra flags, logging JSON at info level into a
+/// buffer. Retries while the database is still locked: redb's lock belongs
+/// to the open file description, which a sibling test's `Command::spawn`
+/// copies into its child between fork and exec, so a file this process
+/// closed a moment ago can look open for that moment (see tests/util.rs).
+fn spawn_logging(
+    data_dir: &std::path::Path,
+    extra: &[&str],
+) -> (crate::durability::Spawned, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for _ in 0..60 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_postbackd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("POSTBACKD_ADMIN_TOKEN", TOKEN)
+            .env("POSTBACKD_LOG", "info")
+            .env("POSTBACKD_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let sink = logs.clone();
+        let reader = std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let base = first
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .unwrap_or_else(|| panic!("no address in banner: {first}"))
+                .to_string();
+            std::thread::spawn(move || for _ in lines {});
+            return (crate::durability::Spawned { child, base }, logs);
+        }
+        // No banner: the server refused to start.
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let logs = logs.lock().unwrap().join("\n");
+        assert!(
+            logs.contains("already open"),
+            "the server did not start: {logs}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the database stayed locked for 3 s");
+}
+
+/// One sample of a `/metrics` page (prometheus-parse), by name and labels.
+fn metric(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let scrape = prometheus_parse::Scrape::parse(page.lines().map(|l| Ok(l.to_string())))
+        .expect("valid Prometheus text format");
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+/// Retention runs by itself in the running binary's upkeep loop: with a 1 s
+/// upkeep interval, clicks and events older than their retention are gone
+/// within a couple of ticks, while newer clicks and events and every
+/// conversion (an old one matched to a purged click included) stay, and
+/// `/metrics` and the log say how many went.
+#[tokio::test(flavor = "multi_thread")]
+async fn upkeep_loop_purges_old_clicks_and_events_in_the_binary() {
+    use postbackd::store::Store;
+    use postbackd::store::records::{self, ClickRecord, ConversionRecord, EventRecord};
+    use postbackd::util::ids;
+
+    let dir = tempfile::tempdir().unwrap();
+    let http = HttpClient::new();
+    let admin = |base: &str, path: &str| {
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        async move {
+            http.json(Method::GET, &url, Some(TOKEN), None)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Today's clicks, a conversion and its event, through the binary.
+    let mut srv = spawn_server(dir.path());
+    let src = http
+        .json(
+            Method::POST,
+            &format!("{}/api/v1/sources", srv.base),
+            Some(TOKEN),
+            Some(&json!({"name": "net"})),
+        )
+        .await
+        .unwrap()
+        .json();
+    let link = http
+        .json(
+            Method::POST,
+            &format!("{}/api/v1/links", srv.base),
+            Some(TOKEN),
+            Some(&json!({"slug": "r", "destination": "https://n.example/?s={click_id}"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(link.status, 201, "{}", text(&link));
+    let mut new_clicks = Vec::new();
+    for _ in 0..3 {
+        let r = http
+            .send(Method::GET, &format!("{}/c/r", srv.base), &[], None)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 302);
+        new_clicks.push(r.header("x-postbackd-click-id").unwrap().to_string());
+    }
+    let pb = http
+        .send(
+            Method::GET,
+            &format!(
+                "{}/p/{}?click_id={}&amount=2&transaction_id=NEW1",
+                srv.base,
+                src["key"].as_str().unwrap(),
+                new_clicks[0]
+            ),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pb.json()["result"], "matched", "{}", text(&pb));
+    let new_conv = pb.json()["conversion_id"].as_str().unwrap().to_string();
+    let new_event = pb.json()["event_id"].as_str().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &srv.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(srv.child.wait().unwrap().success());
+
+    // Forty days ago, written straight into the file: clicks, the event of
+    // a postback, and a conversion matched to one of those clicks. IDs are
+    // time-ordered, so an ID built at that time is an old record's key.
+    let day = 86_400_000;
+    let old_ms = postbackd::util::clock::now_ms() - 40 * day;
+    let old_clicks: Vec<String> = (0..5).map(|i| ids::new_id(old_ms + i)).collect();
+    let old_event = ids::new_id(old_ms + 10);
+    let old_conv = ids::new_id(old_ms + 10);
+    let store = Store::open(&dir.path().join("postbackd.redb")).unwrap();
+    let (clicks, event, conv) = (old_clicks.clone(), old_event.clone(), old_conv.clone());
+    let source_id = src["id"].as_u64().unwrap();
+    store
+        .write(move |ctx| {
+            for (i, id) in clicks.iter().enumerate() {
+                let c = ClickRecord {
+                    ms: old_ms + i as u64,
+                    slug: "r".into(),
+                    source_id: None,
+                    campaign: None,
+                    head: false,
+                    ip: "192.0.2.1".into(),
+                    user_agent: None,
+                    referrer: None,
+                    params: vec![],
+                    fbc: None,
+                    fbp: None,
+                };
+                ctx.clicks()?
+                    .insert(id.as_str(), records::encode(&c).as_slice())?;
+            }
+            let e = EventRecord {
+                source_id,
+                ms: old_ms + 10,
+                method: "GET".into(),
+                path: "/p/k".into(),
+                query: format!("click_id={}&amount=5&transaction_id=OLD1", clicks[0]),
+                content_type: None,
+                body: vec![],
+                body_truncated: false,
+                remote_ip: "192.0.2.1".into(),
+                user_agent: None,
+                http_status: 200,
+                result: "matched".into(),
+                message: None,
+                conversion_id: Some(conv.clone()),
+                click_id: Some(clicks[0].clone()),
+                replay_of: None,
+            };
+            ctx.events()?
+                .insert(event.as_str(), records::encode(&e).as_slice())?;
+            let c = ConversionRecord {
+                source_id,
+                click_id: clicks[0].clone(),
+                matched: true,
+                slug: Some("r".into()),
+                campaign: None,
+                kind: "purchase".into(),
+                event: None,
+                amount: Some("5".into()),
+                currency: "USD".into(),
+                status: "approved".into(),
+                transaction_id: Some("OLD1".into()),
+                country: None,
+                state: None,
+                city: None,
+                zip: None,
+                created_ms: old_ms + 10,
+                updated_ms: old_ms + 10,
+                history: vec![(old_ms + 10, "approved".into())],
+                event_ids: vec![event.clone()],
+                extra: vec![],
+            };
+            ctx.conversions()?
+                .insert(conv.as_str(), records::encode(&c).as_slice())?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+
+    // Restart with a 30-day retention for both and a 1 s upkeep interval.
+    let (mut srv, logs) = spawn_logging(
+        dir.path(),
+        &[
+            "--retention-clicks-days",
+            "30",
+            "--retention-events-days",
+            "30",
+            "--upkeep-interval-secs",
+            "1",
+        ],
+    );
+    let base = srv.base.clone();
+    let started = Instant::now();
+    // The first purge is one interval after start; allow far more than two
+    // ticks for a loaded machine, polling rather than sleeping a fixed time.
+    let deadline = started + Duration::from_secs(60);
+    loop {
+        let mut old_left = 0;
+        for c in &old_clicks {
+            if admin(&base, &format!("/api/v1/clicks/{c}")).await.status != 404 {
+                old_left += 1;
+            }
+        }
+        let event_left = admin(&base, &format!("/api/v1/events/{old_event}"))
+            .await
+            .status
+            != 404;
+        let page = text(
+            &http
+                .send(Method::GET, &format!("{base}/metrics"), &[], None)
+                .await
+                .unwrap(),
+        );
+        let purged = (
+            metric(
+                &page,
+                "postbackd_retention_purged_total",
+                &[("kind", "clicks")],
+            ),
+            metric(
+                &page,
+                "postbackd_retention_purged_total",
+                &[("kind", "events")],
+            ),
+        );
+        let logged = logs.lock().unwrap().iter().any(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+            v["level"] == "INFO" && v["fields"]["clicks"] == 5 && v["fields"]["events"] == 1
+        });
+        if old_left == 0 && !event_left && purged == (Some(5.0), Some(1.0)) && logged {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {:?}: {old_left} of {} old clicks still answer, old event still there: \
+             {event_left}, purged counters {purged:?}, purge logged: {logged}",
+            started.elapsed(),
+            old_clicks.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "old clicks and events purged {:?} after the restart",
+        started.elapsed()
+    );
+
+    for c in &new_clicks {
+        let r = admin(&base, &format!("/api/v1/clicks/{c}")).await;
+        assert_eq!(r.status, 200, "newer click {c} was purged: {}", text(&r));
+    }
+    let r = admin(&base, &format!("/api/v1/events/{new_event}")).await;
+    assert_eq!(r.status, 200, "newer event was purged: {}", text(&r));
+    let listed: HashSet<String> =
+        admin(&base, "/api/v1/conversions?limit=500").await.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
+    assert_eq!(
+        listed,
+        HashSet::from([new_conv, old_conv.clone()]),
+        "conversions are never purged"
+    );
+    let r = admin(&base, &format!("/api/v1/conversions/{old_conv}")).await;
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.json()["click_id"], old_clicks[0].as_str());
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_parse_as_prometheus_text() {
     let s = TestServer::start().await;

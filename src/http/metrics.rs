@@ -1,5 +1,5 @@
 //! The `/metrics` page (Prometheus text format): requests, commits,
-//! rate limits, the catalog, the outbox and deliveries. No secrets, no
+//! rate limits, retention, the catalog, the outbox and deliveries. No secrets, no
 //! per-request data.
 
 use std::fmt::Write as _;
@@ -85,6 +85,17 @@ pub async fn render(app: &App) -> String {
         let _ = writeln!(
             out,
             "postbackd_rate_limited_total{{limit=\"{limit}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP postbackd_retention_purged_total Records deleted by retention, by kind (clicks, events).\n# TYPE postbackd_retention_purged_total counter"
+    );
+    for (kind, n) in [("clicks", &s.purged_clicks), ("events", &s.purged_events)] {
+        let _ = writeln!(
+            out,
+            "postbackd_retention_purged_total{{kind=\"{kind}\"}} {}",
             n.load(Ordering::Relaxed)
         );
     }

@@ -279,6 +279,10 @@ pub struct WriterStats {
     pub commit_micros: AtomicU64,
     /// Times the database was reopened after an I/O error.
     pub reopens: AtomicU64,
+    /// Clicks and postback events deleted by retention (`retention::purge`),
+    /// counted as each purge transaction commits.
+    pub purged_clicks: AtomicU64,
+    pub purged_events: AtomicU64,
     /// Writes per committed batch.
     pub batch_sizes: crate::util::metrics::Histogram,
     /// Seconds per commit.
@@ -294,6 +298,8 @@ impl Default for WriterStats {
             max_batch: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
             reopens: AtomicU64::new(0),
+            purged_clicks: AtomicU64::new(0),
+            purged_events: AtomicU64::new(0),
             batch_sizes: crate::util::metrics::Histogram::new(crate::util::metrics::BATCH_BUCKETS),
             commit_seconds: crate::util::metrics::Histogram::new(
                 crate::util::metrics::LATENCY_BUCKETS,
