@@ -394,7 +394,7 @@ pub async fn get_delivery(app: &App, id: &str) -> Result<Resp, ApiError> {
 pub async fn retry_delivery(app: &App, id: &str) -> Result<Resp, ApiError> {
     let key = id.to_string();
     let now = store::now_ms();
-    let d = app
+    let done = app
         .store
         .write(move |ctx| outbox::retry(ctx, &key, now))
         .await?
@@ -404,7 +404,11 @@ pub async fn retry_delivery(app: &App, id: &str) -> Result<Resp, ApiError> {
                 format!("no delivery with id `{}`", truncate(id, 64)),
             )
         })?;
-    Ok(json_response(StatusCode::OK, &delivery_view(id, &d)))
+    // `action` says what the retry did: a re-send of a delivered delivery
+    // must not pass for a harmless retry.
+    let mut v = delivery_view(id, &done.delivery);
+    v["action"] = done.action.as_str().into();
+    Ok(json_response(StatusCode::OK, &v))
 }
 
 /// Metrics lines for forwarding.
