@@ -393,10 +393,12 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 None,
             )
             .await?;
+            // The action tells a re-send of a delivered delivery apart.
             println!(
-                "delivery {} queued ({})",
+                "delivery {} queued ({}, {})",
                 id,
-                d["state"].as_str().unwrap_or("")
+                d["state"].as_str().unwrap_or(""),
+                d["action"].as_str().unwrap_or("")
             );
             Ok(())
         }

@@ -660,3 +660,222 @@ async fn kill_9_with_a_queue_then_all_delivered() {
     srv.child.kill().unwrap();
     srv.child.wait().unwrap();
 }
+
+/// Poll until the mock has seen `n` requests (or panic after `secs`).
+async fn wait_requests(mock: &Mock, n: usize, secs: u64) {
+    let start = Instant::now();
+    while mock.requests().len() < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "{} of {n} requests after {secs}s",
+            mock.requests().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The one delivery there is.
+async fn only_delivery(s: &TestServer) -> Value {
+    let page = s
+        .admin(Method::GET, "/api/v1/deliveries?limit=10", None)
+        .await
+        .json();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    items[0].clone()
+}
+
+/// Poll one delivery until `done` holds (or panic after `secs`).
+async fn wait_delivery(
+    s: &TestServer,
+    id: &str,
+    secs: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let d = s
+            .admin(Method::GET, &format!("/api/v1/deliveries/{id}"), None)
+            .await
+            .json();
+        if done(&d) {
+            return d;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "after {secs}s: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn retry(s: &TestServer, id: &str) -> Value {
+    let r = s
+        .admin(
+            Method::POST,
+            &format!("/api/v1/deliveries/{id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", text(&r));
+    r.json()
+}
+
+/// The outcomes in a delivery's log, oldest first.
+fn log_outcomes(d: &Value) -> Vec<&str> {
+    d["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect()
+}
+
+/// A retry while an attempt is in flight is that attempt: the platform's
+/// 200 to it is recorded and nothing is sent a second time.
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_while_in_flight_sends_once() {
+    let s = TestServer::start_with(fast).await;
+    let mock = Mock::slow(
+        Duration::from_secs(2),
+        Arc::new(|_, _| (200, vec![], "{}".into())),
+    )
+    .await;
+    destination(&s, json!({"name": "m", "type": "meta", "base_url": mock.base, "config": {"pixel_id": "1", "access_token": "t"}})).await;
+    let (src, slug) = setup(&s).await;
+    conversion(&s, &src, &slug, "IF1", "").await;
+    // Sent, and unanswered for 2 s: the attempt is in flight.
+    wait_requests(&mock, 1, 10).await;
+    let id = only_delivery(&s).await["id"].as_str().unwrap().to_string();
+    let answer = retry(&s, &id).await;
+    wait_state(&s, "delivered", 1, 15).await;
+    // A second send would start as soon as the first is answered; give it
+    // time to arrive.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "a retry during an in-flight attempt must not send twice"
+    );
+    let d = wait_delivery(&s, &id, 1, |_| true).await;
+    assert_eq!(d["state"], "delivered", "{d}");
+    assert_eq!(d["attempts"], 1, "{d}");
+    assert_eq!(d["last_status"], 200, "{d}");
+    assert_eq!(log_outcomes(&d), ["delivered", "retry_requested"], "{d}");
+    assert_eq!(answer["action"], "already_due", "{answer}");
+    assert_eq!(answer["state"], "pending", "{answer}");
+}
+
+/// A retry while an attempt is in flight that then fails retryably: the
+/// failure is logged and the next attempt follows at once (not after the
+/// backoff), never alongside the first.
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_while_in_flight_then_500_retries_once_promptly() {
+    let s = TestServer::start_with(|c| {
+        fast(c);
+        // Far beyond the test's patience: only the retry request makes
+        // the second attempt prompt.
+        c.forward.backoff_base = Duration::from_secs(120);
+        c.forward.backoff_cap = Duration::from_secs(120);
+    })
+    .await;
+    let mock = Mock::slow(
+        Duration::from_secs(1),
+        Arc::new(|_, n| {
+            if n == 0 {
+                (500, vec![], "{\"error\":\"down\"}".into())
+            } else {
+                (200, vec![], "{}".into())
+            }
+        }),
+    )
+    .await;
+    destination(&s, json!({"name": "m", "type": "meta", "base_url": mock.base, "config": {"pixel_id": "1", "access_token": "t"}})).await;
+    let (src, slug) = setup(&s).await;
+    conversion(&s, &src, &slug, "IF2", "").await;
+    wait_requests(&mock, 1, 10).await;
+    let id = only_delivery(&s).await["id"].as_str().unwrap().to_string();
+    retry(&s, &id).await;
+    wait_state(&s, "delivered", 1, 15).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 2, "one attempt in flight, one prompt retry");
+    assert!(
+        reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(950),
+        "the second attempt waited for the first's answer"
+    );
+    let d = wait_delivery(&s, &id, 1, |_| true).await;
+    assert_eq!(
+        d["attempts"], 2,
+        "the in-flight attempt's 500 is recorded: {d}"
+    );
+    assert_eq!(
+        log_outcomes(&d),
+        ["retry", "retry_requested", "delivered"],
+        "{d}"
+    );
+}
+
+/// A retry of a delivered delivery sends it again, once, and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_of_delivered_is_a_resend() {
+    let s = TestServer::start_with(fast).await;
+    let mock = Mock::ok().await;
+    destination(&s, json!({"name": "m", "type": "meta", "base_url": mock.base, "config": {"pixel_id": "1", "access_token": "t"}})).await;
+    let (src, slug) = setup(&s).await;
+    let conv = conversion(&s, &src, &slug, "RS1", "").await;
+    let id = wait_state(&s, "delivered", 1, 10).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answer = retry(&s, &id).await;
+    assert_eq!(answer["action"], "resend", "{answer}");
+    assert_eq!(answer["state"], "pending", "{answer}");
+    let d = wait_delivery(&s, &id, 10, |d| {
+        d["state"] == "delivered" && d["attempts"] == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 2, "sent once more, not twice");
+    assert!(
+        reqs.iter()
+            .all(|r| r.json()["data"][0]["event_id"] == conv.as_str()),
+        "the re-send has the same event ID, for the platform's dedup"
+    );
+    assert_eq!(
+        log_outcomes(&d),
+        ["delivered", "retry_requested", "delivered"],
+        "{d}"
+    );
+}
+
+/// A retry of a dead delivery queues it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_of_dead_revives() {
+    let s = TestServer::start_with(fast).await;
+    let mock = Mock::start(Arc::new(|_, n| {
+        if n == 0 {
+            (400, vec![], "{\"error\":{\"message\":\"bad\"}}".into())
+        } else {
+            (200, vec![], "{}".into())
+        }
+    }))
+    .await;
+    destination(&s, json!({"name": "m", "type": "meta", "base_url": mock.base, "config": {"pixel_id": "1", "access_token": "t"}})).await;
+    let (src, slug) = setup(&s).await;
+    conversion(&s, &src, &slug, "DR1", "").await;
+    let id = wait_state(&s, "dead", 1, 10).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answer = retry(&s, &id).await;
+    assert_eq!(answer["action"], "revived", "{answer}");
+    let d = wait_delivery(&s, &id, 10, |d| d["state"] == "delivered").await;
+    assert_eq!(mock.requests().len(), 2);
+    assert_eq!(
+        log_outcomes(&d),
+        ["dead", "retry_requested", "delivered"],
+        "{d}"
+    );
+}

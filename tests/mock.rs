@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -59,6 +59,17 @@ impl Mock {
 
     /// On a given address (to bring a "down" platform back on its port).
     pub async fn start_on(addr: SocketAddr, responder: Responder) -> Mock {
+        Mock::serve(addr, responder, Duration::ZERO).await
+    }
+
+    /// Answers each request `delay` after it arrived (a slow platform, so
+    /// a test can act while an attempt is in flight). The request is
+    /// recorded on arrival, so `requests()` counts sends still in flight.
+    pub async fn slow(delay: Duration, responder: Responder) -> Mock {
+        Mock::serve("127.0.0.1:0".parse().unwrap(), responder, delay).await
+    }
+
+    async fn serve(addr: SocketAddr, responder: Responder, delay: Duration) -> Mock {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
@@ -98,6 +109,9 @@ impl Mock {
                                 r.len() - 1
                             };
                             let (status, headers, body) = responder(&rec, n);
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
                             let mut resp = Response::new(Full::new(Bytes::from(body)));
                             *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                             for (k, v) in headers {

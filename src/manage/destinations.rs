@@ -321,8 +321,9 @@ pub async fn delivery(app: &App, id: &str) -> Result<DeliveryRecord, Error> {
     get_record(app, DELIVERIES, id, "unknown_delivery").await
 }
 
-/// `POST /api/v1/deliveries/{id}/retry`: see [`outbox::retry`].
-pub async fn retry(app: &App, id: &str) -> Result<DeliveryRecord, Error> {
+/// `POST /api/v1/deliveries/{id}/retry`: see [`outbox::retry`] (attempt a
+/// pending delivery now, once; re-send a delivered one; revive a dead one).
+pub async fn retry(app: &App, id: &str) -> Result<outbox::RetryOutcome, Error> {
     let key = id.to_string();
     let now = now_ms();
     app.store

@@ -238,21 +238,34 @@ pub struct DeliveryRecord {
     /// at most a few hundred characters).
     pub last_error: Option<String>,
     pub delivered_ms: Option<u64>,
-    /// The most recent attempts, oldest first (at most
+    /// The most recent attempts and retry requests, oldest first (at most
     /// [`DELIVERY_LOG_LEN`]).
     #[serde(default)]
     pub log: Vec<AttemptLog>,
+    /// A retry was requested while the attempt due at `next_ms` may have
+    /// been in flight. That attempt's result stands; if it is a retryable
+    /// failure, the next attempt is due at once instead of after the
+    /// backoff, so the request is still honoured.
+    #[serde(default)]
+    pub retry_requested: bool,
+    /// The due time a retry moved `next_ms` away from. An attempt the
+    /// worker started under it just before the move is still recorded
+    /// (not dropped, which would make the worker send a second time).
+    #[serde(default)]
+    pub superseded_ms: Option<u64>,
 }
 
 /// Attempts kept in a delivery's log.
 pub const DELIVERY_LOG_LEN: usize = 20;
 
-/// One attempt of a delivery.
+/// One attempt of a delivery, or a retry request (`retry_requested`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AttemptLog {
-    /// When the attempt was decided (ms).
+    /// When the attempt was decided, or the retry requested (ms).
     pub at_ms: u64,
-    /// `delivered`, `retry` or `dead`.
+    /// `delivered`, `retry` or `dead` for an attempt; `retry_requested`
+    /// for `POST /api/v1/deliveries/{id}/retry` (not an attempt: it does
+    /// not count in `attempts`).
     pub outcome: String,
     pub status: Option<u16>,
     /// When the next attempt was scheduled, for `retry`.
@@ -288,5 +301,56 @@ mod tests {
             decode::<LinkRecord>(&bad),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    /// A delivery written before `retry_requested` and `superseded_ms`
+    /// were appended still decodes, with their defaults.
+    #[test]
+    fn delivery_without_the_retry_fields_decodes() {
+        #[derive(Serialize, Deserialize)]
+        struct Before {
+            destination_id: u64,
+            conversion_id: String,
+            status: String,
+            event_type: String,
+            state: String,
+            attempts: u32,
+            created_ms: u64,
+            next_ms: u64,
+            last_attempt_ms: Option<u64>,
+            last_status: Option<u16>,
+            last_error: Option<String>,
+            delivered_ms: Option<u64>,
+            log: Vec<AttemptLog>,
+        }
+        impl Record for Before {
+            const VERSION: u8 = 1;
+            const KIND: &'static str = "delivery";
+        }
+        let old = Before {
+            destination_id: 2,
+            conversion_id: "c".into(),
+            status: "approved".into(),
+            event_type: "conversion.created".into(),
+            state: "pending".into(),
+            attempts: 1,
+            created_ms: 5,
+            next_ms: 9,
+            last_attempt_ms: Some(6),
+            last_status: Some(500),
+            last_error: Some("down".into()),
+            delivered_ms: None,
+            log: vec![AttemptLog {
+                at_ms: 6,
+                outcome: "retry".into(),
+                status: Some(500),
+                next_ms: Some(9),
+                note: Some("down".into()),
+            }],
+        };
+        let d: DeliveryRecord = decode(&encode(&old)).unwrap();
+        assert_eq!((d.next_ms, d.log.len()), (9, 1));
+        assert!(!d.retry_requested);
+        assert_eq!(d.superseded_ms, None);
     }
 }

@@ -134,6 +134,10 @@ pub async fn get_delivery(app: &App, id: &str) -> Result<Resp, ApiError> {
 }
 
 pub async fn retry_delivery(app: &App, id: &str) -> Result<Resp, ApiError> {
-    let d = destinations::retry(app, id).await?;
-    Ok(json_response(StatusCode::OK, &delivery_view(id, &d)))
+    let done = destinations::retry(app, id).await?;
+    // `action` says what the retry did: a re-send of a delivered delivery
+    // must not pass for a harmless retry.
+    let mut v = delivery_view(id, &done.delivery);
+    v["action"] = done.action.as_str().into();
+    Ok(json_response(StatusCode::OK, &v))
 }
