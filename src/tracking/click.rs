@@ -1,26 +1,15 @@
-//! Pure parts of the click path: destination validation, tracking-template
-//! expansion ("AutoTag") and the Meta `fbc` value.
+//! Pure parts of the click path: destination validation, a click's
+//! redirect URL ("AutoTag", through the shared [`template`] expander) and
+//! the Meta `fbc` value.
 //!
 //! The invariant that matters: the expanded URL has the same scheme, host
 //! and port as the admin-configured destination, whatever the click's
-//! parameters contain. Placeholders are refused in the authority, and every
-//! substituted value is percent-encoded, so it cannot introduce `/`, `?`,
-//! `#`, `@` or `\`.
+//! parameters contain. Placeholders are refused in the authority here, and
+//! the expander percent-encodes every substituted value.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use super::template::{self, Placeholders};
+pub use super::template::{CLICK_ID_BRACES, CLICK_ID_DASHES};
 
-/// Characters encoded in substituted values: everything but RFC 3986's
-/// unreserved set.
-const VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// The AnyTrack-style click ID placeholder.
-pub const CLICK_ID_DASHES: &str = "--CLICK-ID--";
-/// The brace-style click ID placeholder.
-pub const CLICK_ID_BRACES: &str = "{click_id}";
 /// Longest destination template accepted.
 pub const MAX_DESTINATION_LEN: usize = 2048;
 
@@ -149,73 +138,35 @@ pub fn expand(
     params: &[(String, String)],
     append_param: &str,
 ) -> String {
-    let (origin, rest) = match dest.find("://") {
-        Some(i) => {
-            let start = i + 3;
-            dest.split_at(start + authority_end(&dest[start..]))
-        }
-        None => ("", dest),
-    };
-    let mut out = String::with_capacity(dest.len() + 32);
-    out.push_str(origin);
-    let click_enc = utf8_percent_encode(click_id, VALUE).to_string();
-    let mut s = rest;
-    let mut had_click = false;
-    while !s.is_empty() {
-        if let Some(after) = s.strip_prefix(CLICK_ID_DASHES) {
-            out.push_str(&click_enc);
-            had_click = true;
-            s = after;
-            continue;
-        }
-        if s.starts_with('{')
-            && let Some(close) = s[1..].find('}')
-        {
-            let name = &s[1..1 + close];
-            if is_token(name) {
-                if name == "click_id" {
-                    out.push_str(&click_enc);
-                    had_click = true;
-                } else if let Some((_, v)) = params.iter().find(|(k, _)| k == name) {
-                    out.extend(utf8_percent_encode(v, VALUE));
-                }
-                s = &s[close + 2..];
-                continue;
-            }
-        }
-        let ch = s.chars().next().unwrap_or('\0');
-        out.push(ch);
-        s = &s[ch.len_utf8()..];
-    }
-    if !had_click {
-        let (base, fragment) = match out.find('#') {
-            Some(i) => (out[..i].to_string(), out[i..].to_string()),
-            None => (out.clone(), String::new()),
-        };
-        let sep = if !base.contains('?') {
-            "?"
-        } else if base.ends_with('?') || base.ends_with('&') {
-            ""
+    let (out, had_click) = template::expand(dest, Placeholders::BracesAndDashes, |name| {
+        if name == "click_id" {
+            Some(click_id.to_string())
         } else {
-            "&"
-        };
-        let mut appended = base;
-        appended.push_str(sep);
-        appended.extend(utf8_percent_encode(append_param, VALUE));
-        appended.push('=');
-        appended.push_str(&click_enc);
-        appended.push_str(&fragment);
-        out = appended;
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    });
+    if had_click {
+        return out;
     }
-    out
-}
-
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    let (base, fragment) = match out.find('#') {
+        Some(i) => out.split_at(i),
+        None => (out.as_str(), ""),
+    };
+    let sep = if !base.contains('?') {
+        "?"
+    } else if base.ends_with('?') || base.ends_with('&') {
+        ""
+    } else {
+        "&"
+    };
+    format!(
+        "{base}{sep}{}={}{fragment}",
+        template::encode(append_param),
+        template::encode(click_id)
+    )
 }
 
 /// Meta's click ID cookie format, built from `fbclid`: `fb.1.<ms>.<fbclid>`.

@@ -3,3 +3,4 @@
 //! No I/O. Imports only `util` and `inbound`.
 
 pub mod click;
+pub mod template;
