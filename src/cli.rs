@@ -564,28 +564,6 @@ async fn each_page(
     }
 }
 
-/// The conversion fields of an export, in column order.
-const EXPORT_COLUMNS: &[&str] = &[
-    "id",
-    "created_at",
-    "updated_at",
-    "source",
-    "click_id",
-    "matched",
-    "link",
-    "campaign",
-    "type",
-    "event",
-    "amount",
-    "currency",
-    "status",
-    "transaction_id",
-    "country",
-    "state",
-    "city",
-    "zip",
-];
-
 fn csv_field(v: &Value) -> String {
     let s = match v {
         Value::Null => String::new(),
@@ -626,11 +604,14 @@ async fn export_conversions(
     let mut out = std::io::BufWriter::new(stdout.lock());
     let w = |e: std::io::Error| e.to_string();
     if format == "csv" {
-        writeln!(out, "{}", EXPORT_COLUMNS.join(",")).map_err(w)?;
+        writeln!(out, "{}", crate::views::CONVERSION_COLUMNS.join(",")).map_err(w)?;
     }
     each_page(remote, &format!("/api/v1/conversions?{base}"), |c| {
         if format == "csv" {
-            let row: Vec<String> = EXPORT_COLUMNS.iter().map(|k| csv_field(&c[*k])).collect();
+            let row: Vec<String> = crate::views::CONVERSION_COLUMNS
+                .iter()
+                .map(|k| csv_field(&c[*k]))
+                .collect();
             writeln!(out, "{}", row.join(",")).map_err(w)
         } else {
             writeln!(out, "{c}").map_err(w)

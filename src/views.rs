@@ -146,30 +146,74 @@ pub fn click(id: &str, c: &ClickRecord) -> Value {
     v
 }
 
+/// The fields of a conversion that every view of it carries, in
+/// [`CONVERSION_COLUMNS`] order after the ID. The admin API, the webhook
+/// payload and `export` build on this one list, so they cannot drift.
+pub fn conversion_fields(c: &ConversionRecord) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (k, v) in [
+        ("created_at", json!(rfc3339(c.created_ms))),
+        ("updated_at", json!(rfc3339(c.updated_ms))),
+        ("source", json!(c.source_id)),
+        ("click_id", json!(c.click_id)),
+        ("matched", json!(c.matched)),
+        ("link", json!(c.slug)),
+        ("campaign", json!(c.campaign)),
+        ("type", json!(c.kind)),
+        ("event", json!(c.event)),
+        ("amount", json!(c.amount)),
+        ("currency", json!(c.currency)),
+        ("status", json!(c.status)),
+        ("transaction_id", json!(c.transaction_id)),
+        ("country", json!(c.country)),
+        ("state", json!(c.state)),
+        ("city", json!(c.city)),
+        ("zip", json!(c.zip)),
+    ] {
+        m.insert(k.to_string(), v);
+    }
+    m.insert(
+        "history".into(),
+        c.history
+            .iter()
+            .map(|(ms, st)| json!({"at": rfc3339(*ms), "status": st}))
+            .collect(),
+    );
+    m
+}
+
+/// The scalar columns of a conversion (`export --format csv`): `id`, then
+/// the fields of [`conversion_fields`] but the history.
+pub const CONVERSION_COLUMNS: &[&str] = &[
+    "id",
+    "created_at",
+    "updated_at",
+    "source",
+    "click_id",
+    "matched",
+    "link",
+    "campaign",
+    "type",
+    "event",
+    "amount",
+    "currency",
+    "status",
+    "transaction_id",
+    "country",
+    "state",
+    "city",
+    "zip",
+];
+
+/// A conversion in the admin API (and `export --format ndjson`): the
+/// shared fields, its ID, the events that touched it, and the extra
+/// parameters as `[name, value]` pairs (every value, in order).
 pub fn conversion(id: &str, c: &ConversionRecord) -> Value {
-    json!({
-        "id": id,
-        "created_at": rfc3339(c.created_ms),
-        "updated_at": rfc3339(c.updated_ms),
-        "source": c.source_id,
-        "click_id": c.click_id,
-        "matched": c.matched,
-        "link": c.slug,
-        "campaign": c.campaign,
-        "type": c.kind,
-        "event": c.event,
-        "amount": c.amount,
-        "currency": c.currency,
-        "status": c.status,
-        "transaction_id": c.transaction_id,
-        "country": c.country,
-        "state": c.state,
-        "city": c.city,
-        "zip": c.zip,
-        "history": c.history.iter().map(|(ms, st)| json!({"at": rfc3339(*ms), "status": st})).collect::<Vec<_>>(),
-        "event_ids": c.event_ids,
-        "extra": pairs(&c.extra),
-    })
+    let mut m = conversion_fields(c);
+    m.insert("id".into(), json!(id));
+    m.insert("event_ids".into(), json!(c.event_ids));
+    m.insert("extra".into(), pairs(&c.extra));
+    Value::Object(m)
 }
 
 pub fn event(id: &str, e: &EventRecord) -> Value {
@@ -197,4 +241,50 @@ pub fn event(id: &str, e: &EventRecord) -> Value {
         "click_id": e.click_id,
         "replay_of": e.replay_of,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversion_columns_are_the_shared_scalar_fields() {
+        let c = ConversionRecord {
+            source_id: 1,
+            click_id: "k".into(),
+            matched: true,
+            slug: Some("s".into()),
+            campaign: None,
+            kind: "purchase".into(),
+            event: None,
+            amount: Some("1.50".into()),
+            currency: "USD".into(),
+            status: "approved".into(),
+            transaction_id: Some("t".into()),
+            country: None,
+            state: None,
+            city: None,
+            zip: None,
+            created_ms: 1,
+            updated_ms: 2,
+            history: vec![(1, "approved".into())],
+            event_ids: vec!["e".into()],
+            extra: vec![("a".into(), "b".into())],
+        };
+        let fields = conversion_fields(&c);
+        let mut want: Vec<&str> = fields
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "history")
+            .collect();
+        want.push("id");
+        want.sort_unstable();
+        let mut got = CONVERSION_COLUMNS.to_vec();
+        got.sort_unstable();
+        assert_eq!(got, want);
+        let api = conversion("c1", &c);
+        for k in CONVERSION_COLUMNS {
+            assert!(api.get(*k).is_some(), "{k}");
+        }
+    }
 }
