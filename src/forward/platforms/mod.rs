@@ -1,6 +1,6 @@
 //! Destination types: config validation, request builders and response
 //! classification, one per platform. Pure: no I/O, no clock (the attempt
-//! time is passed in), no randomness (the backoff jitter is passed in).
+//! time is passed in), no randomness.
 //!
 //! # Requests, per type
 //!
@@ -335,7 +335,7 @@ pub fn validate_config(kind: Kind, config: &Value) -> Result<(), String> {
         unknown.sort_unstable();
         let names: Vec<String> = unknown
             .iter()
-            .map(|k| format!("`{}`", shorten(k, 40)))
+            .map(|k| format!("`{}`", truncate(k, 40)))
             .collect();
         return Err(format!(
             "unknown config field {} for a {kind} destination; it takes {}",
@@ -534,16 +534,6 @@ pub fn secret_fields(kind: Kind) -> &'static [&'static str] {
         Kind::Webhook => &["secret"],
         Kind::Postback => &[],
     }
-}
-
-/// The values of [`secret_fields`] in `config`: what to pass to
-/// [`classify`] as `secrets`.
-pub fn secret_values(kind: Kind, config: &Value) -> Vec<&str> {
-    secret_fields(kind)
-        .iter()
-        .filter_map(|f| config.get(*f).and_then(Value::as_str))
-        .filter(|s| !s.is_empty())
-        .collect()
 }
 
 /// The admin-supplied URL an SSRF guard must check: the webhook `url`, or
@@ -1403,7 +1393,7 @@ fn is_token(name: &str) -> bool {
 pub enum Verdict {
     Delivered,
     /// Try again: `after` is the platform's `Retry-After` when it sent one
-    /// (else the caller's [`backoff`]).
+    /// (else the worker's own backoff).
     Retry {
         after: Option<Duration>,
         reason: String,
@@ -1501,7 +1491,7 @@ pub fn classify(
         let location = headers
             .get(header::LOCATION)
             .and_then(|l| l.to_str().ok())
-            .map(|l| format!(" to {}", shorten(l, 120)))
+            .map(|l| format!(" to {}", truncate(l, 120)))
             .unwrap_or_default();
         return Verdict::Dead {
             reason: reason(format!(
@@ -1721,25 +1711,6 @@ fn parse_http_date(s: &str) -> Option<i64> {
     )
 }
 
-/// Exponential backoff with full jitter: the ceiling is 30 s for attempt 1,
-/// doubling per attempt, capped at 6 h; the delay is `rand01` × ceiling,
-/// but at least 1 s. `rand01` in [0, 1) comes from the caller (out-of-range
-/// or NaN values are clamped).
-pub fn backoff(attempt: u32, rand01: f64) -> Duration {
-    const BASE_MS: u64 = 30_000;
-    const CAP_MS: u64 = 6 * 3_600_000;
-    let exp = attempt.saturating_sub(1).min(30);
-    let ceiling = BASE_MS.saturating_mul(1u64 << exp).min(CAP_MS);
-    let r = if rand01.is_nan() {
-        1.0
-    } else {
-        rand01.clamp(0.0, 1.0)
-    };
-    // ceiling ≤ 2.16e7, exact in f64.
-    let ms = (ceiling as f64 * r) as u64;
-    Duration::from_millis(ms.clamp(1_000, ceiling))
-}
-
 // ---------------------------------------------------------------------------
 // Text hygiene
 // ---------------------------------------------------------------------------
@@ -1839,10 +1810,6 @@ fn truncate(s: &str, max: usize) -> String {
     let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    truncate(s, max)
 }
 
 #[cfg(test)]
@@ -2470,10 +2437,9 @@ mod tests {
     #[test]
     fn secrets_and_admin_urls() {
         assert_eq!(secret_fields(Kind::Meta), &["access_token"]);
-        assert_eq!(secret_values(Kind::Meta, &meta_cfg()), vec!["EAAtoken123"]);
         assert_eq!(
-            secret_values(Kind::GoogleAds, &gads_cfg()),
-            vec!["devtok-abc", "csecret-xyz", "1//refresh-abc"]
+            secret_fields(Kind::GoogleAds),
+            &["developer_token", "client_secret", "refresh_token"]
         );
         assert_eq!(
             admin_url(Kind::Webhook, &webhook_cfg()).as_deref(),
@@ -2790,28 +2756,5 @@ mod tests {
         let v = classify(Kind::Webhook, 400, &none, long.as_bytes(), NOW_MS, &[]);
         assert_eq!(reason(&v).chars().count(), MAX_REASON_CHARS);
         assert!(reason(&v).ends_with('…'));
-    }
-
-    #[test]
-    fn backoff_bounds() {
-        assert_eq!(backoff(1, 0.999_999), Duration::from_millis(29_999));
-        assert_eq!(backoff(1, 0.5), Duration::from_secs(15));
-        assert_eq!(backoff(1, 0.0), Duration::from_secs(1));
-        assert_eq!(backoff(0, 0.5), Duration::from_secs(15));
-        assert_eq!(backoff(2, 0.5), Duration::from_secs(30));
-        assert_eq!(backoff(3, 0.5), Duration::from_secs(60));
-        let cap = Duration::from_secs(6 * 3600);
-        for attempt in [11, 12, 20, 64, u32::MAX] {
-            assert!(backoff(attempt, 0.999_999) <= cap);
-            assert!(backoff(attempt, 0.999_999) > cap - Duration::from_secs(1));
-        }
-        assert_eq!(backoff(5, f64::NAN), Duration::from_secs(30 * 16));
-        assert_eq!(backoff(5, 7.0), Duration::from_secs(30 * 16));
-        for a in 1..40 {
-            for r in [0.0, 0.1, 0.5, 0.9, 0.999] {
-                let d = backoff(a, r);
-                assert!(d >= Duration::from_secs(1) && d <= cap, "{a} {r} {d:?}");
-            }
-        }
     }
 }
