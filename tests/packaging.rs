@@ -190,10 +190,15 @@ fn unit_and_deb_metadata_use_the_example_paths() {
     let domain = addr.rsplit_once('@').expect("an email address").1;
     assert!(domain.contains('.'), "{maintainer}");
     for reserved in [".example", ".invalid", ".test", ".localhost", "example.com"] {
-        assert!(!domain.ends_with(reserved), "placeholder maintainer {maintainer}");
+        assert!(
+            !domain.ends_with(reserved),
+            "placeholder maintainer {maintainer}"
+        );
     }
     assert_eq!(
-        manifest["package"]["repository"].as_str().map(|r| r.starts_with("https://")),
+        manifest["package"]["repository"]
+            .as_str()
+            .map(|r| r.starts_with("https://")),
         Some(true),
         "the package names its repository"
     );
