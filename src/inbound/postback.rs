@@ -656,16 +656,13 @@ fn map_status(raw: &str, mapping: &Mapping) -> Option<Status> {
     })
 }
 
+/// A value for a message: at most 64 bytes, escaped so control
+/// characters cannot forge log lines, `…` when cut.
 fn shorten(v: &str) -> String {
     const MAX: usize = 64;
-    if v.len() <= MAX {
-        return v.escape_debug().to_string();
-    }
-    let mut end = MAX;
-    while !v.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", v[..end].escape_debug())
+    let cut = crate::util::text::truncate(v, MAX);
+    let more = if cut.len() < v.len() { "…" } else { "" };
+    format!("{}{more}", cut.escape_debug())
 }
 
 #[cfg(test)]
