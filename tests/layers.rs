@@ -265,3 +265,22 @@ fn the_checker_sees_what_it_must() {
     // The crate roots may declare everything.
     assert!(check(&[f("lib.rs", "pub use crate::http;")]).is_empty());
 }
+
+#[test]
+fn files_say_what_they_own_and_stay_readable() {
+    for (rel, text) in sources() {
+        assert!(
+            text.starts_with("//!"),
+            "src/{}: open with a //! comment saying what the file owns",
+            rel.display()
+        );
+        // Non-test code: everything before the file's `#[cfg(test)]` module.
+        let code = text.split("\n#[cfg(test)]").next().unwrap_or("");
+        let lines = code.lines().count();
+        assert!(
+            lines <= 1000,
+            "src/{}: {lines} lines of non-test code; split it by what it does",
+            rel.display()
+        );
+    }
+}
