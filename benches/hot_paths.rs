@@ -69,6 +69,7 @@ fn bench(c: &mut Criterion) {
         params: params.clone(),
         fbc: None,
         fbp: None,
+        ..Default::default()
     };
     let bytes = records::encode(&rec);
     c.bench_function("records::encode (click)", |b| {
@@ -98,6 +99,7 @@ fn bench(c: &mut Criterion) {
         history: vec![(1_700_000_000_000, "approved".into())],
         event_ids: vec!["0mwppq4a5abf6gakvdm7dh3n9".into()],
         extra: vec![],
+        ..Default::default()
     };
     let cbytes = records::encode(&conv);
     c.bench_function("records::decode (conversion)", |b| {

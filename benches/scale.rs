@@ -65,6 +65,7 @@ async fn run(n: u64, dir: std::path::PathBuf) {
                 campaign: None,
                 param: "click_id".into(),
                 created_ms: now,
+                ..Default::default()
             };
             ctx.links()?.insert("b", records::encode(&l).as_slice())?;
             ctx.catalog_mut().put_link("b".into(), l);
@@ -106,6 +107,7 @@ async fn run(n: u64, dir: std::path::PathBuf) {
                             params: vec![("utm_source".into(), "fb".into())],
                             fbc: None,
                             fbp: None,
+                            ..Default::default()
                         };
                         ctx.clicks()?
                             .insert(id.as_str(), records::encode(&c).as_slice())?;

@@ -69,6 +69,11 @@ pub struct Config {
     /// commit, and reopening after a crash checks the file (2 s at 10M
     /// clicks). Durability is the same either way.
     pub fast_recovery: bool,
+    /// Reports show money in this ISO 4217 currency (others converted with
+    /// the admin's rates).
+    pub report_currency: String,
+    /// Reports' default IANA time zone.
+    pub report_timezone: String,
 }
 
 impl Config {
@@ -95,6 +100,8 @@ impl Config {
             retention: crate::retention::Retention::default(),
             upkeep_interval: Duration::from_secs(60),
             fast_recovery: false,
+            report_currency: "USD".into(),
+            report_timezone: "UTC".into(),
         }
     }
 
@@ -192,6 +199,12 @@ pub struct Settings {
     /// fsyncs per commit). false: one fsync per commit.
     #[arg(long, env = "POSTBACKD_FAST_RECOVERY")]
     pub fast_recovery: Option<bool>,
+    /// Currency reports are shown in (ISO 4217), e.g. USD.
+    #[arg(long, env = "POSTBACKD_REPORT_CURRENCY")]
+    pub report_currency: Option<String>,
+    /// Default time zone of reports (IANA), e.g. Asia/Kolkata.
+    #[arg(long, env = "POSTBACKD_REPORT_TIMEZONE")]
+    pub report_timezone: Option<String>,
 }
 
 /// `trusted_proxies`: a TOML array, or a comma-separated flag / variable.
@@ -351,6 +364,22 @@ pub fn load(file: Option<&Path>, over: Settings) -> Result<Config, ConfigError> 
     }
     if let Some(b) = over.fast_recovery.or(fc.fast_recovery) {
         c.fast_recovery = b;
+    }
+    if let Some(cur) = over.report_currency.or(fc.report_currency) {
+        c.report_currency = crate::inbound::currency::normalize(&cur).ok_or_else(|| {
+            ConfigError(format!(
+                "report_currency `{cur}` is not an ISO 4217 code; use one such as USD or EUR"
+            ))
+        })?;
+    }
+    if let Some(tz) = over.report_timezone.or(fc.report_timezone) {
+        if jiff::tz::TimeZone::get(&tz).is_err() {
+            return Err(ConfigError(format!(
+                "report_timezone `{tz}` is not a time zone; use an IANA name such as UTC or \
+                 America/New_York"
+            )));
+        }
+        c.report_timezone = tz;
     }
     // 0 means keep forever, like leaving the key out.
     c.retention.clicks_days = over

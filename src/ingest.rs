@@ -12,7 +12,7 @@ use crate::forward::outbox;
 use crate::inbound::postback::{self, Fields, Rejection};
 use crate::inbound::query::Limits;
 use crate::store::records::{self, ConversionRecord, EventRecord};
-use crate::store::{StoreError, WriteCtx};
+use crate::store::{StoreError, WriteCtx, rollup};
 use crate::util::ids;
 use crate::util::signing::Verified;
 
@@ -325,6 +325,7 @@ fn apply_conversion(
         conv.updated_ms = now_ms;
         conv.history.push((now_ms, new_status.to_string()));
         conv.event_ids.push(event_id.to_string());
+        rollup::on_status_change(ctx, &conv, &previous, now_ms)?;
         ctx.conversions()?
             .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
         outbox::enqueue(ctx, &conv_id, &conv, "conversion.updated", now_ms)?;
@@ -362,7 +363,13 @@ fn apply_conversion(
         history: vec![(now_ms, f.status.as_str().to_string())],
         event_ids: vec![event_id.to_string()],
         extra: f.extra.clone(),
+        rollup_bucket: 0,
+        rollup_dims: Vec::new(),
+        rollup_cost: None,
+        test: false,
     };
+    let conv = rollup::placed(ctx, conv, click.as_ref());
+    rollup::on_conversion(ctx, &conv)?;
     ctx.conversions()?
         .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
     ctx.dedup()?.insert(key.as_str(), conv_id.as_str())?;

@@ -14,8 +14,9 @@
 //! 4. [`app`]: [`app::App`] (settings, store, forwarder, limiters) and its
 //!    opening; the upkeep loop.
 //! 5. [`config`]: settings from defaults, TOML, `POSTBACKD_*` env and flags.
-//! 6. [`ingest`], [`retention`]: the writer side: matching, dedup, events
-//!    log, replay; purging old records. Typed outcomes, no JSON or status.
+//! 6. [`ingest`], [`retention`], [`reports`]: the writer side: matching,
+//!    dedup, events log, replay; purging old records; reading the report
+//!    roll-ups. Typed outcomes, no JSON or status.
 //! 7. [`forward`], [`ratelimit`]: forwarding to ad platforms (builders per
 //!    platform, outbox, worker, SSRF-guarded client); rate limiters.
 //! 8. [`views`]: the JSON shapes of stored records (API, webhook, export).
@@ -36,6 +37,7 @@ pub mod inbound;
 pub mod ingest;
 pub mod manage;
 pub mod ratelimit;
+pub mod reports;
 pub mod retention;
 pub mod store;
 pub mod tls;

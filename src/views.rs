@@ -270,6 +270,7 @@ mod tests {
             history: vec![(1, "approved".into())],
             event_ids: vec!["e".into()],
             extra: vec![("a".into(), "b".into())],
+            ..Default::default()
         };
         let fields = conversion_fields(&c);
         let mut want: Vec<&str> = fields

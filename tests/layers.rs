@@ -16,7 +16,7 @@ const LAYERS: &[(u8, &[&str])] = &[
     (8, &["manage"]),
     (7, &["app"]),
     (6, &["config"]),
-    (5, &["ingest", "retention"]),
+    (5, &["ingest", "retention", "reports"]),
     (4, &["forward", "ratelimit"]),
     (3, &["views"]),
     (2, &["store"]),

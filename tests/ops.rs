@@ -169,6 +169,7 @@ async fn retention_purges_in_small_transactions() {
                     params: vec![],
                     fbc: None,
                     fbp: None,
+                    ..Default::default()
                 };
                 let id = postbackd::util::ids::id_from_parts(now, i as u128);
                 ctx.clicks()?
@@ -382,6 +383,7 @@ async fn upkeep_loop_purges_old_clicks_and_events_in_the_binary() {
                     params: vec![],
                     fbc: None,
                     fbp: None,
+                    ..Default::default()
                 };
                 ctx.clicks()?
                     .insert(id.as_str(), records::encode(&c).as_slice())?;
@@ -427,6 +429,7 @@ async fn upkeep_loop_purges_old_clicks_and_events_in_the_binary() {
                 history: vec![(old_ms + 10, "approved".into())],
                 event_ids: vec![event.clone()],
                 extra: vec![],
+                ..Default::default()
             };
             ctx.conversions()?
                 .insert(conv.as_str(), records::encode(&c).as_slice())?;

@@ -10,6 +10,7 @@ use super::error::ApiError;
 use super::{Resp, truncate};
 use crate::app::App;
 use crate::store::records::{self, ClickRecord};
+use crate::store::rollup;
 use crate::tracking::click;
 use crate::util::{ids, net};
 
@@ -66,6 +67,14 @@ pub async fn click(
         referrer: header(REFERER),
         fbc,
         fbp: cookie(&req, "_fbp"),
+        device: String::new(),
+        os: None,
+        browser: None,
+        country: None,
+        bot: req.method() == Method::HEAD,
+        unique: false,
+        subs: rollup::click_subs(&link.rec.subs, &params),
+        cost: rollup::click_cost(link.rec.cost.as_ref(), &params),
         params,
     };
     let location = click::expand(
@@ -82,12 +91,14 @@ pub async fn click(
         )
     })?;
     let bytes = records::encode(&rec);
+    let (row, counters) = rollup::click_row(&rec);
     let key = click_id.clone();
-    // The redirect is sent only after the click is durable.
+    // The redirect is sent only after the click is durable, and its
+    // roll-up row is in the same transaction.
     app.store
         .write(move |ctx| {
             ctx.clicks()?.insert(key.as_str(), bytes.as_slice())?;
-            Ok(())
+            rollup::add(ctx, &row, &counters)
         })
         .await?;
     let mut r = Response::new(super::empty());

@@ -122,6 +122,8 @@ pub async fn create(app: &App, input: LinkIn) -> Result<Arc<LinkEntry>, Error> {
         campaign: None,
         param: String::new(),
         created_ms: now_ms(),
+        subs: Vec::new(),
+        cost: None,
     };
     let explicit_param = input.param.is_some();
     input.apply(app, &mut rec)?;

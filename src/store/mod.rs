@@ -14,6 +14,7 @@ pub mod backup;
 pub mod catalog;
 pub mod fault;
 pub mod records;
+pub mod rollup;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,6 +60,8 @@ pub const DELIVERY_KEYS: TableDefinition<&str, &str> = TableDefinition::new("del
 /// signature (`ingest::signature_key`), so replays are caught and old ones
 /// pruned by a range delete.
 pub const SIGNATURES: TableDefinition<&[u8], ()> = TableDefinition::new("signatures");
+/// Report roll-ups: `store::rollup` key -> counters.
+pub const ROLLUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rollups");
 
 /// Database layout version written in `meta`. Bump with a migration.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -198,6 +201,8 @@ write_tables! {
     pending: PENDING<&'static str, ()>;
     /// [`DELIVERY_KEYS`]
     delivery_keys: DELIVERY_KEYS<&'static str, &'static str>;
+    /// [`ROLLUPS`]
+    rollups: ROLLUPS<&'static [u8], &'static [u8]>;
 }
 
 /// What a write job sees: the batch's transaction (through one accessor
@@ -571,6 +576,7 @@ fn init(db: &Database) -> Result<Catalog, OpenError> {
         txn.open_table(PENDING).map_err(|x| e(x.into()))?;
         txn.open_table(DELIVERY_KEYS).map_err(|x| e(x.into()))?;
         txn.open_table(DELIVERIES).map_err(|x| e(x.into()))?;
+        txn.open_table(ROLLUPS).map_err(|x| e(x.into()))?;
     }
     txn.commit().map_err(|x| e(x.into()))?;
 

@@ -79,7 +79,7 @@ impl Record for SourceRecord {
 }
 
 /// A tracking link, keyed by slug.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LinkRecord {
     /// Validated destination template (see `click::validate_destination`).
     pub destination: String,
@@ -89,6 +89,25 @@ pub struct LinkRecord {
     /// placeholder.
     pub param: String,
     pub created_ms: u64,
+    /// Which click parameter fills each sub-ID slot: `("sub1", "zoneid")`.
+    #[serde(default)]
+    pub subs: Vec<(String, String)>,
+    /// What the traffic costs.
+    #[serde(default)]
+    pub cost: Option<LinkCost>,
+}
+
+/// A link's cost model: `cpc` (amount per click), `cpa` (amount per
+/// approved conversion), `revshare` (percent of approved revenue) or
+/// `param` (each click's own price in a click parameter: auto-cost).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LinkCost {
+    pub model: String,
+    pub amount: Option<String>,
+    pub percent: Option<String>,
+    pub param: Option<String>,
+    /// Currency of `amount` / the parameter; `None`: the report currency.
+    pub currency: Option<String>,
 }
 
 impl Record for LinkRecord {
@@ -97,7 +116,7 @@ impl Record for LinkRecord {
 }
 
 /// One click, keyed by click ID (time-ordered).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ClickRecord {
     pub ms: u64,
     pub slug: String,
@@ -115,6 +134,33 @@ pub struct ClickRecord {
     pub fbc: Option<String>,
     /// Meta browser ID from the `_fbp` cookie.
     pub fbp: Option<String>,
+    /// Click quality (empty / false on clicks recorded before it existed).
+    /// `desktop`, `mobile`, `tablet`, `bot` or `other`.
+    #[serde(default)]
+    pub device: String,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub browser: Option<String>,
+    /// ISO 3166-1 alpha-2, uppercase.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// A known bot, crawler or prefetch, an empty user agent, or HEAD:
+    /// counted in `bot_clicks` only.
+    #[serde(default)]
+    pub bot: bool,
+    /// The first click of this visitor (IP + user agent) on this link
+    /// within `unique_window_hours`.
+    #[serde(default)]
+    pub unique: bool,
+    /// The values of sub1..sub5, from the click parameters the link names
+    /// (`subs`) when the click arrived.
+    #[serde(default)]
+    pub subs: Vec<String>,
+    /// What this click cost (CPC or auto-cost from a parameter): exact
+    /// decimal text and currency.
+    #[serde(default)]
+    pub cost: Option<(String, String)>,
 }
 
 impl Record for ClickRecord {
@@ -123,7 +169,7 @@ impl Record for ClickRecord {
 }
 
 /// A conversion, keyed by conversion ID (time-ordered).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConversionRecord {
     pub source_id: u64,
     /// Normalized click ID as received.
@@ -152,6 +198,20 @@ pub struct ConversionRecord {
     pub event_ids: Vec<String>,
     /// Non-canonical postback parameters.
     pub extra: Vec<(String, String)>,
+    /// Where the conversion is counted in the report roll-ups: its click's
+    /// bucket and dimension values (see `store::rollup`), fixed at creation
+    /// so a status change moves exactly what was counted.
+    #[serde(default)]
+    pub rollup_bucket: u32,
+    #[serde(default)]
+    pub rollup_dims: Vec<String>,
+    /// The link's cost model for this conversion (CPA, revshare) when it
+    /// was created.
+    #[serde(default)]
+    pub rollup_cost: Option<super::rollup::ConversionCost>,
+    /// A network's test transaction: stored, left out of reports.
+    #[serde(default)]
+    pub test: bool,
 }
 
 impl Record for ConversionRecord {
@@ -291,6 +351,7 @@ mod tests {
             campaign: None,
             param: "sub1".into(),
             created_ms: 5,
+            ..Default::default()
         };
         let bytes = encode(&l);
         assert_eq!(bytes[0], 1);

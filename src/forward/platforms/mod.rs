@@ -773,6 +773,7 @@ mod fixtures {
                 (s("first-name"), s("George")),
                 (s("note"), s("not pii")),
             ],
+            ..Default::default()
         }
     }
 
@@ -795,6 +796,7 @@ mod fixtures {
             ],
             fbc: Some(s("fb.1.1763613600000.IwAR1")),
             fbp: Some(s("fb.1.1700000000.123")),
+            ..Default::default()
         }
     }
 
