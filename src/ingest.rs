@@ -182,6 +182,33 @@ impl Outcome {
     }
 }
 
+/// A click ready for the writer: its record encoded and its roll-up row
+/// computed on the handler's thread (the writer is the serial part).
+pub struct ClickWrite {
+    pub id: String,
+    bytes: Vec<u8>,
+    row: Vec<u8>,
+    counters: rollup::Counters,
+}
+
+impl ClickWrite {
+    pub fn new(id: String, rec: &records::ClickRecord) -> ClickWrite {
+        let (row, counters) = rollup::click_row(rec);
+        ClickWrite {
+            id,
+            bytes: records::encode(rec),
+            row,
+            counters,
+        }
+    }
+}
+
+/// Record one click and count it, in the writer's transaction.
+pub fn record_click(ctx: &mut WriteCtx<'_>, w: &ClickWrite) -> Result<(), StoreError> {
+    ctx.clicks()?.insert(w.id.as_str(), w.bytes.as_slice())?;
+    rollup::add(ctx, &w.row, &w.counters)
+}
+
 /// The dedup key: (source, transaction_id), or without one
 /// (source, click_id, event name). `\x1f` cannot occur in a click ID and is
 /// refused in free-text fields (control character), so keys cannot collide.

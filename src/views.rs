@@ -101,6 +101,17 @@ pub fn link(public_url: &str, l: &LinkEntry) -> Value {
         "source": l.rec.source_id,
         "campaign": l.rec.campaign,
         "param": l.rec.param,
+        "subs": l.rec.subs.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<Map<String, Value>>(),
+        "cost": l.rec.cost.as_ref().map(|c| {
+            let mut o = Map::new();
+            o.insert("model".into(), json!(c.model));
+            for (k, v) in [("amount", &c.amount), ("percent", &c.percent), ("param", &c.param), ("currency", &c.currency)] {
+                if let Some(v) = v {
+                    o.insert(k.into(), json!(v));
+                }
+            }
+            Value::Object(o)
+        }),
         "created_at": rfc3339(l.rec.created_ms),
     })
 }

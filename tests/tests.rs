@@ -32,6 +32,8 @@ mod postback;
 mod presets;
 /// proptest properties of the pure parsers (the fuzz targets' invariants).
 mod properties;
+/// Reports: time zones and DST, bad requests, every cell against a recount of the records.
+mod reports;
 /// A run that used every secret leaks none to logs, events, metrics or errors.
 mod secrets;
 /// Signed postbacks, replays, IP allowlists, rate limits, slow clients.

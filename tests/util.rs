@@ -16,6 +16,8 @@ pub const TOKEN: &str = "test-admin-token-0123456789abcdef";
 /// A server running in this process on 127.0.0.1:0.
 pub struct TestServer {
     pub base: String,
+    /// The running server's application (direct writes in report tests).
+    pub app: Arc<App>,
     pub client: HttpClient,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -83,11 +85,13 @@ impl TestServer {
             }
         };
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::run(listener, Arc::new(app), async {
+        let app = Arc::new(app);
+        let task = tokio::spawn(server::run(listener, app.clone(), async {
             let _ = rx.await;
         }));
         TestServer {
             base: format!("http://{addr}"),
+            app,
             client: HttpClient::new(),
             shutdown: Some(tx),
             task: Some(task),

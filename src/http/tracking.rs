@@ -9,7 +9,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::error::ApiError;
 use super::{Resp, truncate};
 use crate::app::App;
-use crate::store::records::{self, ClickRecord};
+use crate::ingest;
+use crate::store::records::ClickRecord;
 use crate::store::rollup;
 use crate::tracking::click;
 use crate::util::{ids, net};
@@ -90,16 +91,11 @@ pub async fn click(
             "the link's destination does not form a valid URL; fix it with PATCH /api/v1/links/SLUG",
         )
     })?;
-    let bytes = records::encode(&rec);
-    let (row, counters) = rollup::click_row(&rec);
-    let key = click_id.clone();
+    let w = ingest::ClickWrite::new(click_id.clone(), &rec);
     // The redirect is sent only after the click is durable, and its
     // roll-up row is in the same transaction.
     app.store
-        .write(move |ctx| {
-            ctx.clicks()?.insert(key.as_str(), bytes.as_slice())?;
-            rollup::add(ctx, &row, &counters)
-        })
+        .write(move |ctx| ingest::record_click(ctx, &w))
         .await?;
     let mut r = Response::new(super::empty());
     *r.status_mut() = StatusCode::FOUND;

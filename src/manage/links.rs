@@ -1,14 +1,20 @@
 //! Tracking links: validation of a link's fields, and create / change /
 //! delete in one write transaction that also updates the catalog.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::Error;
+use rust_decimal::Decimal;
+
+use super::{Error, double_option};
 use crate::app::App;
+use crate::inbound::currency;
 use crate::store::catalog::LinkEntry;
+use crate::store::records::LinkCost;
 use crate::store::records::{self, LinkRecord};
+use crate::store::rollup::SUBS;
 use crate::tracking::click;
 use crate::util::clock::now_ms;
 use crate::util::ids;
@@ -22,6 +28,112 @@ pub struct LinkIn {
     pub source: Option<Option<u64>>,
     pub campaign: Option<String>,
     pub param: Option<String>,
+    /// `{"sub1": "zoneid", ...}`: the click parameter that fills each sub-ID
+    /// slot (the traffic source's tokens). Replaces the whole map.
+    pub subs: Option<BTreeMap<String, String>>,
+    /// The cost model; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub cost: Option<Option<CostIn>>,
+}
+
+/// `"cost": {"model": "cpc", "amount": "0.05"}`, `{"model": "cpa",
+/// "amount": "12.00"}`, `{"model": "revshare", "percent": "40"}` or
+/// `{"model": "param", "param": "cost"}`; `currency` optional (default:
+/// the report currency).
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct CostIn {
+    pub model: String,
+    pub amount: Option<serde_json::Value>,
+    pub percent: Option<serde_json::Value>,
+    pub param: Option<String>,
+    pub currency: Option<String>,
+}
+
+/// A decimal given as text or as a JSON number (numbers keep their
+/// literal text), non-negative, never in exponent form.
+fn decimal(v: &serde_json::Value, what: &str) -> Result<Decimal, Error> {
+    let text = match v {
+        serde_json::Value::String(s) => s.trim().to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    text.parse::<Decimal>()
+        .ok()
+        .filter(|d| !d.is_sign_negative() && !text.contains(['e', 'E']))
+        .map(|d| d.normalize())
+        .ok_or_else(|| {
+            Error::invalid(
+                "invalid_cost",
+                format!("{what} must be a non-negative decimal such as \"0.05\""),
+            )
+        })
+}
+
+impl CostIn {
+    fn validate(self) -> Result<LinkCost, Error> {
+        let currency = match self.currency {
+            None => None,
+            Some(c) => Some(currency::normalize(&c).ok_or_else(|| {
+                Error::invalid(
+                    "invalid_currency",
+                    "cost.currency must be an ISO 4217 code such as USD",
+                )
+            })?),
+        };
+        let mut out = LinkCost {
+            model: self.model.clone(),
+            amount: None,
+            percent: None,
+            param: None,
+            currency,
+        };
+        let need = |v: Option<serde_json::Value>, field: &str| {
+            v.ok_or_else(|| {
+                Error::invalid(
+                    "invalid_cost",
+                    format!("cost model {} needs `{field}`", self.model),
+                )
+            })
+        };
+        match self.model.as_str() {
+            "cpc" | "cpa" => {
+                out.amount =
+                    Some(decimal(&need(self.amount, "amount")?, "cost.amount")?.to_string());
+            }
+            "revshare" => {
+                let p = decimal(&need(self.percent, "percent")?, "cost.percent")?;
+                if p > Decimal::ONE_HUNDRED {
+                    return Err(Error::invalid(
+                        "invalid_cost",
+                        "cost.percent is a share of revenue from 0 to 100",
+                    ));
+                }
+                out.percent = Some(p.to_string());
+            }
+            "param" => {
+                let p = self.param.unwrap_or_default();
+                if !valid_param(&p) {
+                    return Err(Error::invalid(
+                        "invalid_cost",
+                        "cost.param names the click parameter that carries the price (the traffic \
+                         source's {cost} token), 1-64 letters, digits, _ - . [ ]",
+                    ));
+                }
+                out.param = Some(p);
+            }
+            other => {
+                return Err(Error::invalid(
+                    "invalid_cost",
+                    format!(
+                        "cost model `{}` is not known; use cpc, cpa, revshare or param",
+                        truncate(other, 32)
+                    ),
+                ));
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn valid_slug(s: &str) -> bool {
@@ -64,6 +176,33 @@ impl LinkIn {
                 ));
             }
             rec.campaign = (!c.is_empty()).then_some(c);
+        }
+        if let Some(subs) = self.subs {
+            let mut out = Vec::new();
+            for (slot, param) in subs {
+                if !SUBS.contains(&slot.as_str()) {
+                    return Err(Error::invalid(
+                        "invalid_subs",
+                        format!(
+                            "`{}` is not a sub-ID slot; use sub1 to sub5",
+                            truncate(&slot, 32)
+                        ),
+                    ));
+                }
+                if !valid_param(&param) {
+                    return Err(Error::invalid(
+                        "invalid_subs",
+                        format!(
+                            "subs.{slot} names a click parameter: 1-64 letters, digits, _ - . [ ]"
+                        ),
+                    ));
+                }
+                out.push((slot, param));
+            }
+            rec.subs = out;
+        }
+        if let Some(cost) = self.cost {
+            rec.cost = cost.map(CostIn::validate).transpose()?;
         }
         if let Some(p) = self.param {
             if !valid_param(&p) {

@@ -10,6 +10,7 @@ pub mod destinations;
 pub mod links;
 pub mod query;
 pub mod records;
+pub mod reports;
 pub mod sources;
 
 use serde::Deserialize;

@@ -17,7 +17,6 @@ pub mod rates;
 use std::collections::{BTreeMap, HashMap};
 
 use jiff::tz::TimeZone;
-use redb::ReadableTable;
 
 use crate::store::rollup::{self, Counters, DIMS, LINK, Part};
 use crate::store::{ROLLUPS, StoreError};

@@ -97,8 +97,8 @@ impl Metrics {
             };
             match rate {
                 Some(r) => {
-                    for k in 0..5 {
-                        out.money[k] += money[k] * r;
+                    for (acc, v) in out.money.iter_mut().zip(money) {
+                        *acc += v * r;
                     }
                 }
                 None => {
@@ -106,8 +106,8 @@ impl Metrics {
                         .unconverted
                         .entry(cur.clone())
                         .or_insert([Decimal::ZERO; 5]);
-                    for k in 0..5 {
-                        acc[k] += money[k];
+                    for (a, v) in acc.iter_mut().zip(money) {
+                        *a += v;
                     }
                 }
             }
@@ -230,9 +230,13 @@ fn compare(a: &Value, b: &Value) -> Ordering {
 
 /// Compute, sort and cut the grouped counters.
 pub fn build(g: Grouped, p: &Params, report_currency: &str, rates: &Rates) -> Report {
+    // A group whose counters cancel out (a conversion approved and
+    // refunded within the range, time basis `conversion`) has nothing to
+    // show.
     let mut rows: Vec<(Vec<String>, Metrics)> = g
         .rows
         .iter()
+        .filter(|(_, m)| !m.values().all(Counters::is_zero))
         .map(|(k, m)| (k.clone(), Metrics::of(m, report_currency, rates)))
         .collect();
     let by_dims = |a: &(Vec<String>, Metrics), b: &(Vec<String>, Metrics)| a.0.cmp(&b.0);

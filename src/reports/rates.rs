@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use redb::ReadableTable;
 use rust_decimal::Decimal;
 
 use super::Error;

@@ -7,6 +7,7 @@ pub mod destinations;
 pub mod links;
 pub mod ops;
 pub mod records;
+pub mod reports;
 pub mod sources;
 
 use http_body_util::{BodyExt, Limited};
@@ -52,6 +53,9 @@ pub async fn handle(app: &App, req: Request<Incoming>, path: &str) -> Result<Res
         (&Method::GET, ["events"]) => records::list_events(app, &query).await,
         (&Method::GET, ["events", id]) => records::get_event(app, id).await,
         (&Method::POST, ["events", id, "replay"]) => records::replay_event(app, id).await,
+        (&Method::GET, ["reports"]) => reports::get(app, req.uri().query().unwrap_or("")).await,
+        (&Method::GET, ["rates"]) => reports::get_rates(app).await,
+        (&Method::PUT, ["rates"]) => reports::put_rates(app, req).await,
         (&Method::GET, ["presets"]) => Ok(ops::list_presets()),
         (&Method::GET, ["stats"]) => ops::stats(app).await,
         (&Method::POST, ["backup"]) => ops::backup(app).await,
