@@ -661,3 +661,147 @@ async fn every_cell_equals_a_recount_of_the_records() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cost_updates_set_never_add() {
+    let s = TestServer::start().await;
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/links",
+            Some(
+                json!({"slug": "zz", "destination": "https://offer.example/?s={click_id}",
+                        "campaign": "c1", "cost": {"model": "cpc", "amount": "0.05"},
+                        "subs": {"sub1": "zone"}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let link = s.app.store.catalog().links.get("zz").unwrap().clone();
+    for i in 0..9u64 {
+        let params = vec![(
+            "zone".to_string(),
+            if i % 3 == 0 { "z1" } else { "z2" }.to_string(),
+        )];
+        let rec = ClickRecord {
+            slug: "zz".into(),
+            campaign: Some("c1".into()),
+            ip: "198.51.100.9".into(),
+            device: "mobile".into(),
+            subs: postbackd::store::rollup::click_subs(&link.rec.subs, &params),
+            cost: postbackd::store::rollup::click_cost(link.rec.cost.as_ref(), &params),
+            params,
+            ..Default::default()
+        };
+        click_at(&s, rec, ms("2026-11-20T10:00:00Z") + i * 60_000).await;
+    }
+    let day = "group_by=sub1&from=2026-11-20&to=2026-11-20";
+    let r = report(&s, day).await;
+    assert_eq!(r["totals"]["cost"], "0.45", "{r}");
+    let update = json!({"link": "zz", "from": "2026-11-20", "to": "2026-11-20", "amount": "10"});
+    for _ in 0..2 {
+        let r = s
+            .admin(Method::POST, "/api/v1/costs", Some(update.clone()))
+            .await;
+        assert_eq!(r.status, 200, "{}", text(&r));
+        assert_eq!(r.json()["matched_clicks"], 9);
+        let rep = report(&s, day).await;
+        assert_eq!(
+            rep["totals"]["cost"], "10.00",
+            "the same update twice sets, never adds: {rep}"
+        );
+        assert_eq!(rep["totals"]["cpc"], "1.1111", "{rep}");
+    }
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/costs",
+            Some(
+                json!({"campaign": "c1", "from": "2026-11-20", "to": "2026-11-20",
+                        "amount": 3, "filter": {"sub1": "z1"}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["matched_clicks"].clone()),
+        (200, json!(3)),
+        "{}",
+        text(&r)
+    );
+    let rep = report(&s, day).await;
+    assert_eq!(cell(&rep, "sub1", "z1")["cost"], "3.00", "{rep}");
+    // The six other clicks keep their share of the first update.
+    assert_eq!(cell(&rep, "sub1", "z2")["cost"], "6.66666667", "{rep}");
+    // A range without clicks: answered, counted, and said so.
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/costs",
+            Some(json!({"link": "zz", "from": "2026-11-21", "to": "2026-11-21", "amount": "5"})),
+        )
+        .await;
+    let v = r.json();
+    assert_eq!(
+        (r.status, v["matched_clicks"].clone()),
+        (200, json!(0)),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
+        "{v}"
+    );
+    for (body, code) in [
+        (
+            json!({"from": "2026-11-20", "to": "2026-11-20", "amount": "1"}),
+            "invalid_cost_scope",
+        ),
+        (
+            json!({"link": "zz", "campaign": "c1", "from": "2026-11-20", "to": "2026-11-20", "amount": "1"}),
+            "invalid_cost_scope",
+        ),
+        (
+            json!({"link": "nope", "from": "2026-11-20", "to": "2026-11-20", "amount": "1"}),
+            "unknown_link",
+        ),
+        (
+            json!({"link": "zz", "from": "2026-11-20", "to": "2026-11-20", "amount": "-1"}),
+            "invalid_amount",
+        ),
+        (
+            json!({"link": "zz", "from": "2026-11-20", "to": "2026-11-20", "amount": "1,5"}),
+            "invalid_amount",
+        ),
+        (
+            json!({"link": "zz", "to": "2026-11-20", "amount": "1"}),
+            "invalid_range",
+        ),
+        (
+            json!({"link": "zz", "from": "2026-11-20", "to": "2026-11-20", "amount": "1", "currency": "EURO"}),
+            "invalid_currency",
+        ),
+        (
+            json!({"link": "zz", "from": "2026-11-20", "to": "2026-11-20", "amount": "1", "filter": {"event": "x"}}),
+            "unknown_dimension",
+        ),
+    ] {
+        let r = s
+            .admin(Method::POST, "/api/v1/costs", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (r.status, r.json()["error"].clone()),
+            (400, json!(code)),
+            "{body}: {}",
+            text(&r)
+        );
+    }
+    let list = s.admin(Method::GET, "/api/v1/costs", None).await.json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 4, "{list}");
+    assert_eq!(
+        list["items"][0]["matched_clicks"], 0,
+        "newest first: {list}"
+    );
+    s.stop().await;
+}

@@ -10,6 +10,7 @@
 //! - [`output`] computes the metrics (exact decimals, ratios to 4 places),
 //!   converts money into the report currency and writes JSON or CSV.
 
+pub mod costs;
 pub mod output;
 pub mod range;
 pub mod rates;

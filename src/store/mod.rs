@@ -60,6 +60,8 @@ pub const DELIVERY_KEYS: TableDefinition<&str, &str> = TableDefinition::new("del
 /// signature (`ingest::signature_key`), so replays are caught and old ones
 /// pruned by a range delete.
 pub const SIGNATURES: TableDefinition<&[u8], ()> = TableDefinition::new("signatures");
+/// Manual cost updates, by ID (time-ordered).
+pub const COSTS: TableDefinition<&str, &[u8]> = TableDefinition::new("costs");
 /// Report roll-ups: `store::rollup` key -> counters.
 pub const ROLLUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rollups");
 
@@ -203,6 +205,8 @@ write_tables! {
     delivery_keys: DELIVERY_KEYS<&'static str, &'static str>;
     /// [`ROLLUPS`]
     rollups: ROLLUPS<&'static [u8], &'static [u8]>;
+    /// [`COSTS`]
+    costs: COSTS<&'static str, &'static [u8]>;
 }
 
 /// What a write job sees: the batch's transaction (through one accessor
@@ -577,6 +581,7 @@ fn init(db: &Database) -> Result<Catalog, OpenError> {
         txn.open_table(DELIVERY_KEYS).map_err(|x| e(x.into()))?;
         txn.open_table(DELIVERIES).map_err(|x| e(x.into()))?;
         txn.open_table(ROLLUPS).map_err(|x| e(x.into()))?;
+        txn.open_table(COSTS).map_err(|x| e(x.into()))?;
     }
     txn.commit().map_err(|x| e(x.into()))?;
 

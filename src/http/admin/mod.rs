@@ -56,6 +56,8 @@ pub async fn handle(app: &App, req: Request<Incoming>, path: &str) -> Result<Res
         (&Method::GET, ["reports"]) => reports::get(app, req.uri().query().unwrap_or("")).await,
         (&Method::GET, ["rates"]) => reports::get_rates(app).await,
         (&Method::PUT, ["rates"]) => reports::put_rates(app, req).await,
+        (&Method::GET, ["costs"]) => reports::list_costs(app, &query).await,
+        (&Method::POST, ["costs"]) => reports::post_cost(app, req).await,
         (&Method::GET, ["presets"]) => Ok(ops::list_presets()),
         (&Method::GET, ["stats"]) => ops::stats(app).await,
         (&Method::POST, ["backup"]) => ops::backup(app).await,
