@@ -1,6 +1,8 @@
 //! Command-line interface. `serve` runs the server; the other commands talk
 //! to a running server's admin API (redb allows one process per file).
 
+mod reports;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -61,6 +63,38 @@ pub enum Command {
     },
     /// Click a link of SOURCE through the running server, fire a postback
     /// for that click and print a green/red verdict.
+    /// Print a report: `postbackd report --group-by campaign,day --from 2026-11-01 --to 2026-11-30 --tz Asia/Kolkata`.
+    Report {
+        /// Up to three dimensions, comma-separated (day, campaign, source, country, sub1...).
+        #[arg(long, default_value = "day")]
+        group_by: String,
+        /// First day (inclusive) or RFC 3339 instant.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (inclusive) or RFC 3339 instant (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// IANA time zone of days and hours (default: the server's report_timezone).
+        #[arg(long)]
+        tz: Option<String>,
+        /// click (conversions at their click's time) or conversion.
+        #[arg(long)]
+        time_basis: Option<String>,
+        /// Narrow to DIMENSION=VALUE (repeatable), e.g. --filter country=IN.
+        #[arg(long = "filter", value_name = "DIMENSION=VALUE")]
+        filters: Vec<String>,
+        /// Sort by a metric or dimension (descending).
+        #[arg(long)]
+        sort: Option<String>,
+        /// table (aligned columns) or csv (every metric).
+        #[arg(long, default_value = "table")]
+        format: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manage traffic costs.
+    #[command(subcommand)]
+    Cost(CostCmd),
     TestPostback {
         /// Source ID, key or name.
         source: String,
@@ -70,6 +104,18 @@ pub enum Command {
         /// Amount to send (0 = a lead).
         #[arg(long, default_value = "1.00")]
         amount: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CostCmd {
+    /// Apply one cost update per CSV row: columns from, to, tz, link |
+    /// campaign | source, amount, currency, sub1..sub5, country (a header
+    /// line names them).
+    Import {
+        file: PathBuf,
         #[command(flatten)]
         remote: Remote,
     },
@@ -450,6 +496,33 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     .map_err(|e| e.to_string())??;
             println!("compacted: {before} -> {after} bytes");
             Ok(())
+        }
+        Command::Report {
+            group_by,
+            from,
+            to,
+            tz,
+            time_basis,
+            filters,
+            sort,
+            format,
+            remote,
+        } => {
+            reports::report(
+                &remote,
+                &group_by,
+                from.as_deref(),
+                to.as_deref(),
+                tz.as_deref(),
+                time_basis.as_deref(),
+                &filters,
+                sort.as_deref(),
+                &format,
+            )
+            .await
+        }
+        Command::Cost(CostCmd::Import { file, remote }) => {
+            reports::cost_import(&remote, &file).await
         }
         Command::TestPostback {
             source,
