@@ -805,3 +805,148 @@ async fn cost_updates_set_never_add() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollups_are_rebuilt_for_a_database_from_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_at(dir.path(), |_| {}).await;
+    let src = s.source(json!({"name": "net"})).await;
+    let source = src["id"].as_u64().unwrap();
+    s.link(json!({"slug": "old", "destination": "https://offer.example/?s={click_id}", "source": source, "campaign": "k"}))
+        .await;
+    let t0 = ms("2026-11-05T12:00:00Z");
+    let mut ids = Vec::new();
+    for i in 0..6u64 {
+        let rec = ClickRecord {
+            slug: "old".into(),
+            source_id: Some(source),
+            campaign: Some("k".into()),
+            ip: "198.51.100.3".into(),
+            ..Default::default()
+        };
+        ids.push(click_at(&s, rec, t0 + i * 3_600_000).await);
+    }
+    postback_at(
+        &s,
+        source,
+        &ids[0],
+        Some("10.00"),
+        "USD",
+        Status::Approved,
+        "A",
+        None,
+        t0 + 60_000,
+    )
+    .await;
+    postback_at(
+        &s,
+        source,
+        &ids[1],
+        Some("4.00"),
+        "EUR",
+        Status::Pending,
+        "B",
+        None,
+        t0 + 4_000_000,
+    )
+    .await;
+    postback_at(
+        &s,
+        source,
+        &ids[1],
+        Some("4.00"),
+        "EUR",
+        Status::Approved,
+        "B",
+        None,
+        t0 + 90_000_000,
+    )
+    .await;
+    postback_at(
+        &s,
+        source,
+        "nosuchclick",
+        Some("2.00"),
+        "USD",
+        Status::Approved,
+        "C",
+        None,
+        t0,
+    )
+    .await;
+    postback_at(
+        &s,
+        source,
+        &ids[0],
+        Some("10.00"),
+        "USD",
+        Status::Refunded,
+        "A",
+        None,
+        t0 + 100_000_000,
+    )
+    .await;
+    let queries = [
+        "group_by=day&from=2026-11-05&to=2026-11-07&time_basis=click",
+        "group_by=day&from=2026-11-05&to=2026-11-07&time_basis=conversion",
+        "group_by=source,campaign&from=2026-11-05&to=2026-11-07",
+    ];
+    let mut before = Vec::new();
+    for q in queries {
+        before.push(report(&s, q).await);
+    }
+    assert_eq!(before[0]["totals"]["clicks"], 6, "{}", before[0]);
+    s.stop().await;
+
+    // Make it the database of an older build: no roll-ups, no marker, no
+    // placement on the conversions.
+    {
+        let db = redb::Database::create(dir.path().join("postbackd.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(postbackd::store::ROLLUPS).unwrap();
+        txn.open_table(postbackd::store::META)
+            .unwrap()
+            .remove("rollups_built")
+            .unwrap();
+        {
+            let mut t = txn.open_table(CONVERSIONS).unwrap();
+            let rows: Vec<(String, ConversionRecord)> = t
+                .iter()
+                .unwrap()
+                .map(|r| {
+                    let (k, v) = r.unwrap();
+                    (k.value().to_string(), records::decode(v.value()).unwrap())
+                })
+                .collect();
+            for (k, mut c) in rows {
+                c.rollup_dims.clear();
+                c.rollup_bucket = 0;
+                t.insert(k.as_str(), records::encode(&c).as_slice())
+                    .unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    let s = TestServer::start_at(dir.path(), |_| {}).await;
+    for (q, want) in queries.iter().zip(&before) {
+        let got = report(&s, q).await;
+        assert_eq!(got["rows"], want["rows"], "{q}");
+        assert_eq!(got["totals"], want["totals"], "{q}");
+    }
+    // A status change after the rebuild moves what the rebuild counted.
+    postback_at(
+        &s,
+        source,
+        &ids[1],
+        Some("4.00"),
+        "EUR",
+        Status::Chargeback,
+        "B",
+        None,
+        t0 + 100_000_000,
+    )
+    .await;
+    let r = report(&s, queries[0]).await;
+    assert_eq!(r["totals"]["refunds"], 2, "{r}");
+    s.stop().await;
+}

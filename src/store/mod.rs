@@ -62,6 +62,8 @@ pub const DELIVERY_KEYS: TableDefinition<&str, &str> = TableDefinition::new("del
 pub const SIGNATURES: TableDefinition<&[u8], ()> = TableDefinition::new("signatures");
 /// Manual cost updates, by ID (time-ordered).
 pub const COSTS: TableDefinition<&str, &[u8]> = TableDefinition::new("costs");
+/// `meta` key set once the roll-ups count every stored record.
+const ROLLUPS_MARK: &str = "rollups_built";
 /// Report roll-ups: `store::rollup` key -> counters.
 pub const ROLLUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rollups");
 
@@ -568,6 +570,21 @@ fn init(db: &Database) -> Result<Catalog, OpenError> {
                 meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())
                     .map_err(|x| e(x.into()))?;
             }
+        }
+        // Report roll-ups arrived after the first databases were written:
+        // build them once, from the stored clicks and conversions.
+        let built = meta.get(ROLLUPS_MARK).map_err(|x| e(x.into()))?.is_some();
+        if !built {
+            meta.insert(ROLLUPS_MARK, [1u8].as_slice())
+                .map_err(|x| e(x.into()))?;
+        }
+        drop(meta);
+        if !built && found.is_some() {
+            tracing::info!(
+                "building report roll-ups from the stored clicks and conversions (once)"
+            );
+            let (clicks, conversions) = rollup::rebuild(&txn).map_err(e)?;
+            tracing::info!(clicks, conversions, "report roll-ups built");
         }
         for t in [LINKS, CLICKS, CONVERSIONS, EVENTS] {
             txn.open_table(t).map_err(|x| e(x.into()))?;

@@ -335,7 +335,10 @@ pub fn add(ctx: &mut WriteCtx<'_>, key: &[u8], delta: &Counters) -> Result<(), S
     if delta.is_zero() {
         return Ok(());
     }
-    let t = ctx.rollups()?;
+    add_to(ctx.rollups()?, key, delta)
+}
+
+fn add_to(t: &mut RollupTable<'_>, key: &[u8], delta: &Counters) -> Result<(), StoreError> {
     let current = t
         .get(key)?
         .map(|v| Counters::decode(v.value()))
@@ -349,6 +352,8 @@ pub fn add(ctx: &mut WriteCtx<'_>, key: &[u8], delta: &Counters) -> Result<(), S
     }
     Ok(())
 }
+
+type RollupTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
 /// The sub1..sub5 values of a click: the click parameters the link names.
 pub fn click_subs(link_subs: &[(String, String)], params: &[(String, String)]) -> Vec<String> {
@@ -515,12 +520,10 @@ pub fn conversion_dims(c: &ConversionRecord, click: Option<&ClickRecord>) -> Vec
 /// its link's current cost model.
 pub fn placed(
     ctx: &WriteCtx<'_>,
-    mut c: ConversionRecord,
+    c: ConversionRecord,
     click: Option<&ClickRecord>,
 ) -> ConversionRecord {
-    c.rollup_bucket = bucket_of(click.map_or(c.created_ms, |cl| cl.ms));
-    c.rollup_dims = conversion_dims(&c, click);
-    c.rollup_cost = click
+    let cost = click
         .and_then(|cl| ctx.catalog().links.get(&cl.slug))
         .and_then(|l| l.rec.cost.as_ref())
         .and_then(|cost| match cost.model.as_str() {
@@ -531,6 +534,17 @@ pub fn placed(
             "revshare" => Some(ConversionCost::Revshare(cost.percent.clone()?)),
             _ => None,
         });
+    place(c, click, cost)
+}
+
+fn place(
+    mut c: ConversionRecord,
+    click: Option<&ClickRecord>,
+    cost: Option<ConversionCost>,
+) -> ConversionRecord {
+    c.rollup_bucket = bucket_of(click.map_or(c.created_ms, |cl| cl.ms));
+    c.rollup_dims = conversion_dims(&c, click);
+    c.rollup_cost = cost;
     c
 }
 
@@ -616,6 +630,79 @@ pub fn on_status_change(
         )?;
     }
     Ok(())
+}
+
+/// The roll-ups of a database written before they existed: every stored
+/// click counted, every conversion placed (its record updated with where
+/// it is counted) and counted with its status history, in `txn` (the
+/// opening transaction, so a crash mid-way leaves no half-built roll-up).
+/// Returns (clicks, conversions) counted.
+pub fn rebuild(txn: &redb::WriteTransaction) -> Result<(u64, u64), StoreError> {
+    use super::{CLICKS, CONVERSIONS, ROLLUPS, records};
+    let mut rollups = txn.open_table(ROLLUPS)?;
+    let clicks = txn.open_table(CLICKS)?;
+    let mut n_clicks = 0u64;
+    for row in clicks.iter()? {
+        let (_, v) = row?;
+        let c: ClickRecord = records::decode(v.value())?;
+        let (k, counters) = click_row(&c);
+        add_to(&mut rollups, &k, &counters)?;
+        n_clicks += 1;
+        if n_clicks % 100_000 == 0 {
+            tracing::info!(
+                clicks = n_clicks,
+                "building report roll-ups from stored clicks"
+            );
+        }
+    }
+    let mut conversions = txn.open_table(CONVERSIONS)?;
+    let mut placed: Vec<(String, ConversionRecord)> = Vec::new();
+    for row in conversions.iter()? {
+        let (k, v) = row?;
+        let c: ConversionRecord = records::decode(v.value())?;
+        let click = match clicks.get(c.click_id.as_str())? {
+            Some(v) if c.matched => Some(records::decode::<ClickRecord>(v.value())?),
+            _ => None,
+        };
+        placed.push((k.value().to_string(), place(c, click.as_ref(), None)));
+    }
+    for (id, c) in &placed {
+        if c.test {
+            continue;
+        }
+        for (cur, d) in contribution(c, &c.status) {
+            let k = key(
+                Part::ConversionsAtClick,
+                c.rollup_bucket,
+                &cur,
+                &c.rollup_dims,
+            );
+            add_to(&mut rollups, &k, &d)?;
+        }
+        let mut previous: Option<&str> = None;
+        for (at, status) in &c.history {
+            let mut deltas = contribution(c, status);
+            if let Some(p) = previous {
+                deltas.extend(
+                    contribution(c, p)
+                        .into_iter()
+                        .map(|(cur, d)| (cur, d.negated())),
+                );
+            }
+            for (cur, d) in deltas {
+                let k = key(
+                    Part::ConversionsAtChange,
+                    bucket_of(*at),
+                    &cur,
+                    &c.rollup_dims,
+                );
+                add_to(&mut rollups, &k, &d)?;
+            }
+            previous = Some(status);
+        }
+        conversions.insert(id.as_str(), records::encode(c).as_slice())?;
+    }
+    Ok((n_clicks, placed.len() as u64))
 }
 
 #[cfg(test)]
