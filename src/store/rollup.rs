@@ -648,7 +648,7 @@ pub fn rebuild(txn: &redb::WriteTransaction) -> Result<(u64, u64), StoreError> {
         let (k, counters) = click_row(&c);
         add_to(&mut rollups, &k, &counters)?;
         n_clicks += 1;
-        if n_clicks % 100_000 == 0 {
+        if n_clicks.is_multiple_of(100_000) {
             tracing::info!(
                 clicks = n_clicks,
                 "building report roll-ups from stored clicks"
