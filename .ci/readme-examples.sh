@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the README's walkthrough and signing examples verbatim against a
+# Runs the README's walkthrough, reports and signing examples verbatim against a
 # fresh server on the embedded defaults (127.0.0.1:8080), and checks every
 # postback in them is matched. Languages whose interpreter is missing are
 # skipped with a note. Usage: .ci/readme-examples.sh [path/to/postbackd]
@@ -20,7 +20,9 @@ blocks = re.findall(r"```(\w+)\n(.*?)```", readme, re.S)
 walk = next(b for l, b in blocks if l == "sh" and "TOKEN=$(cat postbackd-data/admin_token)" in b)
 sec = readme[readme.index("## Security"):readme.index("## Configuration")]
 sblocks = re.findall(r"```(\w+)\n(.*?)```", sec, re.S)
-script = "set -e\n" + walk + "\n" + sblocks[0][1] + "\n"
+rep = readme[readme.index("## Reports and costs"):readme.index("## Security")]
+reports = next(b for l, b in re.findall(r"```(\w+)\n(.*?)```", rep, re.S) if l == "sh")
+script = "set -e\n" + walk + "\n" + reports + "\nprintf '\\nREPORTS-DONE\\n'\n" + sblocks[0][1] + "\n"
 runners = {"python": "python3", "php": "php", "js": "node"}
 for i, (lang, code) in enumerate(sblocks[1:]):
     if lang == "sh" and "MSG=" in code:
@@ -38,6 +40,9 @@ open(f"{work}/expected", "w").write(str(1 + script.count("\necho\n") + sum(scrip
 PY
 bash "$WORK/run.sh" > out.txt 2>&1 || { cat out.txt; exit 1; }
 matched=$(grep -c '"result":"matched"' out.txt || true)
+# The reports examples answered reports (JSON rows, a CSV header) before the signing part ran.
+grep -q '"rows":\[' out.txt && grep -q '^campaign,day,clicks' out.txt && grep -q REPORTS-DONE out.txt \
+  || { cat out.txt; echo "README report examples failed" >&2; exit 1; }
 expected=$(cat expected)
 echo "README examples: $matched of $expected postbacks matched"
 if grep -qE '"error"' out.txt || [ "$matched" -ne "$expected" ]; then
