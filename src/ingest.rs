@@ -187,17 +187,17 @@ impl Outcome {
 pub struct ClickWrite {
     pub id: String,
     bytes: Vec<u8>,
-    row: Vec<u8>,
+    rows: [Vec<u8>; 2],
     counters: rollup::Counters,
 }
 
 impl ClickWrite {
     pub fn new(id: String, rec: &records::ClickRecord) -> ClickWrite {
-        let (row, counters) = rollup::click_row(rec);
+        let (rows, counters) = rollup::click_row(rec);
         ClickWrite {
             id,
             bytes: records::encode(rec),
-            row,
+            rows,
             counters,
         }
     }
@@ -206,7 +206,7 @@ impl ClickWrite {
 /// Record one click and count it, in the writer's transaction.
 pub fn record_click(ctx: &mut WriteCtx<'_>, w: &ClickWrite) -> Result<(), StoreError> {
     ctx.clicks()?.insert(w.id.as_str(), w.bytes.as_slice())?;
-    rollup::add(ctx, &w.row, &w.counters)
+    rollup::add(ctx, &w.rows, &w.counters)
 }
 
 /// The dedup key: (source, transaction_id), or without one

@@ -115,13 +115,17 @@ pub fn apply(
             let (old_row, old_counters) = rollup::click_row(&c);
             c.cost = new_cost;
             let (new_row, new_counters) = rollup::click_row(&c);
-            push(old_row, old_counters.negated());
-            push(new_row, new_counters);
+            for k in old_row {
+                push(k, old_counters.negated());
+            }
+            for k in new_row {
+                push(k, new_counters.clone());
+            }
             ctx.clicks()?
                 .insert(key.as_str(), records::encode(&c).as_slice())?;
         }
         for (k, d) in moves {
-            rollup::add(ctx, &k, &d)?;
+            rollup::add(ctx, std::slice::from_ref(&k), &d)?;
         }
     }
     update.matched_clicks = n;

@@ -287,9 +287,24 @@ pub fn run(rtx: &redb::ReadTransaction, p: &Params) -> Result<Grouped, StoreErro
         .iter()
         .chain(p.filters.iter().map(|(d, _)| d))
         .any(|d| !d.known_without_click());
+    // The lean parts hold every dimension but the high-cardinality ones:
+    // when the report needs none of those, it reads far fewer rows there.
+    let lean = p
+        .group_by
+        .iter()
+        .chain(p.filters.iter().map(|(d, _)| d))
+        .all(|d| match d {
+            Dim::Time(_) => true,
+            Dim::Stored(i) => rollup::is_lean(*i),
+        });
+    let parts = if lean {
+        [Part::Clicks.lean(), conv.lean()]
+    } else {
+        [Part::Clicks, conv]
+    };
     let mut names: HashMap<u32, range::TimeNames> = HashMap::new();
     let mut out = Grouped::default();
-    for part in [Part::Clicks, conv] {
+    for part in parts {
         let lo = [&[part as u8][..], &b0.to_be_bytes()].concat();
         let hi = [&[part as u8][..], &b1.to_be_bytes()].concat();
         for row in t.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {

@@ -76,6 +76,44 @@ pub enum Part {
     ConversionsAtClick = 2,
     /// Conversions at their creation's bucket, status changes at theirs.
     ConversionsAtChange = 3,
+    /// The same three, with the high-cardinality dimensions (referrer,
+    /// UTM, sub-IDs) left empty: a bucket has few such rows, so reports by
+    /// day, campaign, source, country or device read a small part.
+    LeanClicks = 4,
+    LeanConversionsAtClick = 5,
+    LeanConversionsAtChange = 6,
+}
+
+impl Part {
+    /// The lean twin of a full part.
+    pub fn lean(self) -> Part {
+        match self {
+            Part::Clicks | Part::LeanClicks => Part::LeanClicks,
+            Part::ConversionsAtClick | Part::LeanConversionsAtClick => Part::LeanConversionsAtClick,
+            Part::ConversionsAtChange | Part::LeanConversionsAtChange => {
+                Part::LeanConversionsAtChange
+            }
+        }
+    }
+}
+
+/// Dimensions kept in the lean parts (by [`DIMS`] index): every one but
+/// referrer, the UTM fields and the sub-IDs.
+pub fn is_lean(index: usize) -> bool {
+    !(7..=17).contains(&index)
+}
+
+/// The two keys every count goes to: the full row and its lean twin.
+pub fn keys(part: Part, bucket: u32, currency: &str, dims: &[String]) -> [Vec<u8>; 2] {
+    let lean: Vec<String> = dims
+        .iter()
+        .enumerate()
+        .map(|(i, d)| if is_lean(i) { d.clone() } else { String::new() })
+        .collect();
+    [
+        key(part, bucket, currency, dims),
+        key(part.lean(), bucket, currency, &lean),
+    ]
 }
 
 /// The bucket of a time.
@@ -330,12 +368,16 @@ pub fn decode_key(k: &[u8]) -> Result<RowKey, StoreError> {
     })
 }
 
-/// Add `delta` to a row (creating it; removing it when it comes to zero).
-pub fn add(ctx: &mut WriteCtx<'_>, key: &[u8], delta: &Counters) -> Result<(), StoreError> {
+/// Add `delta` to rows (creating them; removing one when it comes to zero).
+pub fn add(ctx: &mut WriteCtx<'_>, keys: &[Vec<u8>], delta: &Counters) -> Result<(), StoreError> {
     if delta.is_zero() {
         return Ok(());
     }
-    add_to(ctx.rollups()?, key, delta)
+    let t = ctx.rollups()?;
+    for k in keys {
+        add_to(t, k, delta)?;
+    }
+    Ok(())
 }
 
 fn add_to(t: &mut RollupTable<'_>, key: &[u8], delta: &Counters) -> Result<(), StoreError> {
@@ -399,7 +441,7 @@ pub fn click_cost(
 
 /// A click's row and counters, computed on the handler's thread (the
 /// writer only adds them).
-pub fn click_row(c: &ClickRecord) -> (Vec<u8>, Counters) {
+pub fn click_row(c: &ClickRecord) -> ([Vec<u8>; 2], Counters) {
     let (currency, cost) = match &c.cost {
         Some((amount, cur)) if !c.bot => (cur.as_str(), amount.parse().unwrap_or_default()),
         _ => ("", Decimal::ZERO),
@@ -418,7 +460,7 @@ pub fn click_row(c: &ClickRecord) -> (Vec<u8>, Counters) {
         }
     };
     (
-        key(Part::Clicks, bucket_of(c.ms), currency, &click_dims(c)),
+        keys(Part::Clicks, bucket_of(c.ms), currency, &click_dims(c)),
         counters,
     )
 }
@@ -562,7 +604,7 @@ pub fn on_conversion(ctx: &mut WriteCtx<'_>, c: &ConversionRecord) -> Result<(),
     for (cur, counters) in contribution(c, &c.status) {
         add(
             ctx,
-            &key(
+            &keys(
                 Part::ConversionsAtClick,
                 c.rollup_bucket,
                 &cur,
@@ -572,7 +614,7 @@ pub fn on_conversion(ctx: &mut WriteCtx<'_>, c: &ConversionRecord) -> Result<(),
         )?;
         add(
             ctx,
-            &key(
+            &keys(
                 Part::ConversionsAtChange,
                 bucket_of(c.created_ms),
                 &cur,
@@ -610,7 +652,7 @@ pub fn on_status_change(
     for (cur, d) in deltas {
         add(
             ctx,
-            &key(
+            &keys(
                 Part::ConversionsAtClick,
                 c.rollup_bucket,
                 &cur,
@@ -620,7 +662,7 @@ pub fn on_status_change(
         )?;
         add(
             ctx,
-            &key(
+            &keys(
                 Part::ConversionsAtChange,
                 bucket_of(now_ms),
                 &cur,
@@ -645,8 +687,10 @@ pub fn rebuild(txn: &redb::WriteTransaction) -> Result<(u64, u64), StoreError> {
     for row in clicks.iter()? {
         let (_, v) = row?;
         let c: ClickRecord = records::decode(v.value())?;
-        let (k, counters) = click_row(&c);
-        add_to(&mut rollups, &k, &counters)?;
+        let (ks, counters) = click_row(&c);
+        for k in &ks {
+            add_to(&mut rollups, k, &counters)?;
+        }
         n_clicks += 1;
         if n_clicks.is_multiple_of(100_000) {
             tracing::info!(
@@ -671,13 +715,15 @@ pub fn rebuild(txn: &redb::WriteTransaction) -> Result<(u64, u64), StoreError> {
             continue;
         }
         for (cur, d) in contribution(c, &c.status) {
-            let k = key(
+            let ks = keys(
                 Part::ConversionsAtClick,
                 c.rollup_bucket,
                 &cur,
                 &c.rollup_dims,
             );
-            add_to(&mut rollups, &k, &d)?;
+            for k in &ks {
+                add_to(&mut rollups, k, &d)?;
+            }
         }
         let mut previous: Option<&str> = None;
         for (at, status) in &c.history {
@@ -690,13 +736,15 @@ pub fn rebuild(txn: &redb::WriteTransaction) -> Result<(u64, u64), StoreError> {
                 );
             }
             for (cur, d) in deltas {
-                let k = key(
+                let ks = keys(
                     Part::ConversionsAtChange,
                     bucket_of(*at),
                     &cur,
                     &c.rollup_dims,
                 );
-                add_to(&mut rollups, &k, &d)?;
+                for k in &ks {
+                    add_to(&mut rollups, k, &d)?;
+                }
             }
             previous = Some(status);
         }
