@@ -118,12 +118,12 @@ async fn run(n: u64) {
                     ip: "203.0.113.45".into(),
                     device: ["desktop", "mobile", "tablet"][(r >> 8) as usize % 3].into(),
                     country: Some(["US", "IN", "DE", "BR", "GB", "FR"][(r >> 12) as usize % 6].into()),
-                    unique: (r >> 16) % 3 != 0,
+                    unique: !(r >> 16).is_multiple_of(3),
                     subs: vec![format!("z{}", zone(r >> 20))],
                     params: vec![("utm_source".into(), "fb".into())],
                     ..Default::default()
                 };
-                if i % 50 == 0 {
+                if i.is_multiple_of(50) {
                     convs.push((id.clone(), ms + 600_000));
                 }
                 writes.push(ClickWrite::new(id, &rec));
