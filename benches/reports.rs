@@ -117,7 +117,9 @@ async fn run(n: u64) {
                     campaign: Some(format!("campaign{}", link % 5)),
                     ip: "203.0.113.45".into(),
                     device: ["desktop", "mobile", "tablet"][(r >> 8) as usize % 3].into(),
-                    country: Some(["US", "IN", "DE", "BR", "GB", "FR"][(r >> 12) as usize % 6].into()),
+                    country: Some(
+                        ["US", "IN", "DE", "BR", "GB", "FR"][(r >> 12) as usize % 6].into(),
+                    ),
                     unique: !(r >> 16).is_multiple_of(3),
                     subs: vec![format!("z{}", zone(r >> 20))],
                     params: vec![("utm_source".into(), "fb".into())],

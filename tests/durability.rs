@@ -261,6 +261,27 @@ async fn kill_9_loses_no_acknowledged_write() {
             .unwrap();
         assert_eq!(r.status, 200, "acknowledged click {click} lost");
     }
+    // The report roll-ups were written in the same transactions: after the
+    // kill they count exactly the stored records.
+    let stats = admin(&http, &srv.base, Method::GET, "/api/v1/stats", None).await;
+    let report = admin(
+        &http,
+        &srv.base,
+        Method::GET,
+        "/api/v1/reports?group_by=link",
+        None,
+    )
+    .await;
+    let totals = &report["totals"];
+    assert_eq!(totals["clicks"], stats["clicks"], "{report}");
+    assert_eq!(totals["conversions"], stats["conversions"], "{report}");
+    let revenue =
+        rust_decimal::Decimal::from(by_txid.len() as u64) * rust_decimal::Decimal::new(15, 1);
+    assert_eq!(
+        totals["revenue"],
+        json!(postbackd::reports::output::fmt_money(revenue)),
+        "{report}"
+    );
     // Replaying every acknowledged postback now is a duplicate.
     let (txid, _) = acked_conv.iter().next().unwrap();
     let _ = txid;
