@@ -3,13 +3,14 @@
 # seed a source, a link and one click.
 #
 #   start_postbackd BIN PORT DATA_DIR LOG   -> sets SPID, API, H (auth header)
+#                                              (EXTRA_ARGS: more serve flags)
 #   seed_postbackd                          -> sets KEY (source key), CLICK
 BENCH_TOKEN=bench-admin-token-0123456789
 
 start_postbackd() {
   POSTBACKD_RATE_LIMIT_CLICK_IP=off POSTBACKD_RATE_LIMIT_POSTBACK_IP=off POSTBACKD_RATE_LIMIT_SOURCE=off \
     POSTBACKD_ADMIN_TOKEN=$BENCH_TOKEN POSTBACKD_LOG=warn \
-    "$1" serve --listen "127.0.0.1:$2" --data-dir "$3" >"$4" 2>&1 &
+    "$1" serve --listen "127.0.0.1:$2" --data-dir "$3" ${EXTRA_ARGS:-} >"$4" 2>&1 &
   SPID=$!
   API=http://127.0.0.1:$2
   H="Authorization: Bearer $BENCH_TOKEN"

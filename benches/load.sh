@@ -11,6 +11,7 @@
 # causes from one the platform causes. Prints one table.
 #
 #   benches/load.sh [seconds per run, default 10]
+#   BASELINE=/path/to/postbackd benches/load.sh   (also compares two builds)
 #
 # Needs wrk (Debian: apt-get install wrk). Rate limits are switched off (one
 # client IP would be limited, correctly). Figures vary with the machine; the
@@ -143,3 +144,9 @@ echo "302s served $SERVED, clicks stored $STORED (stored may exceed served by re
 echo "conversions stored $((v1 - v0)) for $((QN8 + QN32 - QBAD)) postbacks answered 2xx"
 echo "after the click runs: database $CLICKS_SIZE bytes for $c1 clicks: $(awk -v s="$CLICKS_SIZE" -v c="$c1" 'BEGIN{printf "%.0f", s/c}') bytes/click"
 echo "peak RSS $RSS MiB; database $SIZE bytes for $TOTAL_CLICKS clicks (+ conversions and events): $(awk -v s="$SIZE" -v c="$TOTAL_CLICKS" 'BEGIN{printf "%.0f", s/c}') bytes/click"
+# Two builds in one session (BASELINE=/path/to/old/postbackd): see
+# benches/compare.sh.
+if [ -n "${BASELINE:-}" ]; then
+  kill "${PIDS[@]}" 2>/dev/null || true
+  bash benches/compare.sh "$BASELINE" "$SECS"
+fi
