@@ -69,6 +69,12 @@ fn bench(c: &mut Criterion) {
         params: params.clone(),
         fbc: None,
         fbp: None,
+        device: "mobile".into(),
+        os: Some("iOS".into()),
+        browser: Some("Mobile Safari".into()),
+        country: Some("US".into()),
+        bot: false,
+        unique: true,
     };
     let bytes = records::encode(&rec);
     c.bench_function("records::encode (click)", |b| {

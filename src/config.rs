@@ -69,6 +69,13 @@ pub struct Config {
     /// commit, and reopening after a crash checks the file (2 s at 10M
     /// clicks). Durability is the same either way.
     pub fast_recovery: bool,
+    /// A MaxMind-format country database (`.mmdb`), read once at start:
+    /// every click's `country` is looked up in it. None: a trusted proxy's
+    /// `CF-IPCountry`, else unknown.
+    pub geoip_db: Option<PathBuf>,
+    /// A click is `unique` when its visitor (IP + user agent) has not
+    /// clicked the same link within this many hours (1 to 720).
+    pub unique_window_hours: u32,
 }
 
 impl Config {
@@ -95,6 +102,8 @@ impl Config {
             retention: crate::retention::Retention::default(),
             upkeep_interval: Duration::from_secs(60),
             fast_recovery: false,
+            geoip_db: None,
+            unique_window_hours: 24,
         }
     }
 
@@ -192,6 +201,12 @@ pub struct Settings {
     /// fsyncs per commit). false: one fsync per commit.
     #[arg(long, env = "POSTBACKD_FAST_RECOVERY")]
     pub fast_recovery: Option<bool>,
+    /// MaxMind-format country database (.mmdb) for each click's country.
+    #[arg(long, env = "POSTBACKD_GEOIP_DB")]
+    pub geoip_db: Option<PathBuf>,
+    /// Hours within which a visitor's repeat click on a link is not unique, 1-720.
+    #[arg(long, env = "POSTBACKD_UNIQUE_WINDOW_HOURS")]
+    pub unique_window_hours: Option<u32>,
 }
 
 /// `trusted_proxies`: a TOML array, or a comma-separated flag / variable.
@@ -370,6 +385,21 @@ pub fn load(file: Option<&Path>, over: Settings) -> Result<Config, ConfigError> 
             ));
         }
         c.upkeep_interval = Duration::from_secs(secs);
+    }
+    // An empty value (POSTBACKD_GEOIP_DB= in an env file) means unset.
+    c.geoip_db = over
+        .geoip_db
+        .or(fc.geoip_db)
+        .filter(|p| !p.as_os_str().is_empty());
+    if let Some(h) = over.unique_window_hours.or(fc.unique_window_hours) {
+        // Past 30 days the visits table would hold a month of visitors,
+        // and "unique" stops meaning a new visit.
+        if !(1..=720).contains(&h) {
+            return Err(ConfigError(
+                "unique_window_hours must be 1 to 720 (the default is 24)".into(),
+            ));
+        }
+        c.unique_window_hours = h;
     }
     Ok(c)
 }

@@ -1,4 +1,5 @@
-//! `GET|HEAD /c/{slug}`: record the click durably, then redirect.
+//! `GET|HEAD /c/{slug}`: record the click durably, with its quality
+//! (device, bot, country, unique), then redirect.
 
 use std::net::SocketAddr;
 
@@ -10,7 +11,7 @@ use super::error::ApiError;
 use super::{Resp, truncate};
 use crate::app::App;
 use crate::store::records::{self, ClickRecord};
-use crate::tracking::click;
+use crate::tracking::{click, quality};
 use crate::util::{ids, net};
 
 /// Most query parameters recorded per click.
@@ -55,18 +56,47 @@ pub async fn click(
         .filter(|(_, v)| !v.is_empty())
         .map(|(_, v)| click::fbc(now, v))
         .or_else(|| cookie(&req, "_fbc"));
+    let head = req.method() == Method::HEAD;
+    let user_agent = header(USER_AGENT);
+    let q = quality::classify(
+        user_agent.as_deref(),
+        head,
+        quality::is_prefetch(req.headers()),
+    );
+    // The database when there is one; a trusted proxy's header when the
+    // database is unset or has no entry for the address (private ranges).
+    let country =
+        app.geo.as_ref().and_then(|g| g.country(ip)).or_else(|| {
+            quality::proxy_country(peer.ip(), req.headers(), &app.config.trusted_proxies)
+        });
+    let ip_text = ip.to_string();
+    // Bots are never unique, and are not visitors to remember.
+    let visitor = (!q.bot).then(|| {
+        quality::visitor_hash(
+            app.store.visitor_key(),
+            &link.slug,
+            &ip_text,
+            user_agent.as_deref().unwrap_or(""),
+        )
+    });
     let rec = ClickRecord {
         ms: now,
         slug: link.slug.clone(),
         source_id: link.rec.source_id,
         campaign: link.rec.campaign.clone(),
-        head: req.method() == Method::HEAD,
-        ip: ip.to_string(),
-        user_agent: header(USER_AGENT),
+        head,
+        ip: ip_text,
+        user_agent,
         referrer: header(REFERER),
         fbc,
         fbp: cookie(&req, "_fbp"),
         params,
+        device: q.device.to_string(),
+        os: q.os,
+        browser: q.browser,
+        country,
+        bot: q.bot,
+        unique: false,
     };
     let location = click::expand(
         &link.rec.destination,
@@ -81,11 +111,19 @@ pub async fn click(
             "the link's destination does not form a valid URL; fix it with PATCH /api/v1/links/SLUG",
         )
     })?;
-    let bytes = records::encode(&rec);
+    let mut bytes = records::encode(&rec);
     let key = click_id.clone();
-    // The redirect is sent only after the click is durable.
+    let window_ms = u64::from(app.config.unique_window_hours) * 3_600_000;
+    // The redirect is sent only after the click is durable. `unique` is
+    // decided here, in the writer, so two clicks racing from one visitor
+    // cannot both be unique: one insert that returns the previous click's
+    // time, then the flag patched into the encoded record.
     app.store
         .write(move |ctx| {
+            if let Some(v) = visitor {
+                let previous = ctx.visits()?.insert(v.as_slice(), now)?.map(|g| g.value());
+                records::set_unique(&mut bytes, quality::is_unique(previous, now, window_ms));
+            }
             ctx.clicks()?.insert(key.as_str(), bytes.as_slice())?;
             Ok(())
         })

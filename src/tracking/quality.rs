@@ -93,11 +93,10 @@ pub fn classify(user_agent: Option<&str>, head: bool, prefetch: bool) -> Quality
         .extract(ua)
         .map(|v| v.family.into_owned())
         .filter(|f| f != "Other");
-    let os = p
-        .os
-        .extract(ua)
-        .map(|v| v.os.into_owned())
-        .filter(|f| f != "Other");
+    let os =
+        p.os.extract(ua)
+            .map(|v| v.os.into_owned())
+            .filter(|f| f != "Other");
     // No user agent at all is a script; real browsers always send one.
     let bot = ua.is_empty() || head || prefetch || p.bots.is_bot(ua);
     let device = if bot {
@@ -132,8 +131,8 @@ fn device_class(ua: &str, os: Option<&str>) -> &'static str {
                 TABLET
             }
         }
-        "Windows Phone" | "BlackBerry OS" | "KaiOS" | "Firefox OS" | "Symbian OS"
-        | "Symbian^3" | "Sailfish" | "Tizen" => MOBILE,
+        "Windows Phone" | "BlackBerry OS" | "KaiOS" | "Firefox OS" | "Symbian OS" | "Symbian^3"
+        | "Sailfish" | "Tizen" => MOBILE,
         "BlackBerry Tablet OS" | "Kindle" => TABLET,
         "Mac OS X" | "Chrome OS" | "Linux" | "Ubuntu" | "Debian" | "Fedora" | "Red Hat"
         | "Mint" | "FreeBSD" | "OpenBSD" | "NetBSD" | "Solaris" => DESKTOP,
@@ -231,12 +230,24 @@ mod tests {
     #[test]
     fn classifies_the_user_agents_a_tracker_sees() {
         let table: &[(&str, (&str, Option<&str>, Option<&str>, bool))] = &[
-            (CHROME_DESKTOP, (DESKTOP, Some("Windows"), Some("Chrome"), false)),
-            (IPHONE_SAFARI, (MOBILE, Some("iOS"), Some("Mobile Safari"), false)),
-            (ANDROID_CHROME, (MOBILE, Some("Android"), Some("Chrome Mobile"), false)),
+            (
+                CHROME_DESKTOP,
+                (DESKTOP, Some("Windows"), Some("Chrome"), false),
+            ),
+            (
+                IPHONE_SAFARI,
+                (MOBILE, Some("iOS"), Some("Mobile Safari"), false),
+            ),
+            (
+                ANDROID_CHROME,
+                (MOBILE, Some("Android"), Some("Chrome Mobile"), false),
+            ),
             (IPAD, (TABLET, Some("iOS"), Some("Mobile Safari"), false)),
             (FACEBOOK_IOS, (MOBILE, Some("iOS"), Some("Facebook"), false)),
-            (FACEBOOK_ANDROID, (MOBILE, Some("Android"), Some("Facebook"), false)),
+            (
+                FACEBOOK_ANDROID,
+                (MOBILE, Some("Android"), Some("Facebook"), false),
+            ),
             (
                 "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
                 (TABLET, Some("Android"), Some("Chrome"), false),
@@ -267,7 +278,10 @@ mod tests {
                 (BOT, Some("Linux"), Some("HeadlessChrome"), true),
             ),
             (CURL, (BOT, None, Some("curl"), true)),
-            ("python-requests/2.31.0", (BOT, None, Some("Python Requests"), true)),
+            (
+                "python-requests/2.31.0",
+                (BOT, None, Some("Python Requests"), true),
+            ),
             ("", (BOT, None, None, true)),
             ("   ", (BOT, None, None, true)),
             ("SomethingNew/1.0", (OTHER, None, None, false)),
