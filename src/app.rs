@@ -140,7 +140,7 @@ fn load_geo(path: &std::path::Path) -> Result<Geo, StartError> {
     let bytes = std::fs::read(path).map_err(|e| {
         StartError::Geo(format!(
             "geoip_db {}: cannot read it: {e}; point geoip_db at a readable .mmdb file \
-             (README, \"Reports\": getting a country database) or unset it",
+             (README, \"A country database\") or unset it",
             path.display()
         ))
     })?;
