@@ -221,7 +221,8 @@ async fn bots_head_and_prefetch_are_stored_redirected_and_flagged() {
     let s = TestServer::start().await;
     s.link(json!({"slug": "b", "destination": "https://n.example/?s={click_id}"}))
         .await;
-    let cases: &[(Method, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (Method, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (Method::GET, &[("user-agent", GOOGLEBOT)], "Googlebot"),
         (Method::GET, &[("user-agent", "curl/8.5.0")], "curl"),
         (Method::GET, &[], "no user agent"),

@@ -221,7 +221,15 @@ mod tests {
         "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
     const CURL: &str = "curl/8.5.0";
 
-    fn check(ua: &str, expected: (&str, Option<&str>, Option<&str>, bool)) {
+    /// (device, os, browser, bot)
+    type Expected = (
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        bool,
+    );
+
+    fn check(ua: &str, expected: Expected) {
         let q = classify(Some(ua), false, false);
         let got = (q.device, q.os.as_deref(), q.browser.as_deref(), q.bot);
         assert_eq!(got, expected, "{ua:?}");
@@ -229,7 +237,7 @@ mod tests {
 
     #[test]
     fn classifies_the_user_agents_a_tracker_sees() {
-        let table: &[(&str, (&str, Option<&str>, Option<&str>, bool))] = &[
+        let table: &[(&str, Expected)] = &[
             (
                 CHROME_DESKTOP,
                 (DESKTOP, Some("Windows"), Some("Chrome"), false),
