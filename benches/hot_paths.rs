@@ -2,7 +2,7 @@
 //! postback spends before touching storage.
 //!
 //! `cargo bench --bench hot_paths` (click quality alone:
-//! `GEOIP_DB=country.mmdb cargo bench --bench hot_paths -- quality geo`)
+//! `GEOIP_DB=country.mmdb cargo bench --bench hot_paths -- 'quality|geo'`)
 
 use std::hint::black_box;
 
