@@ -96,8 +96,14 @@ impl App {
             Some(p) => Some(load_geo(p)?),
             None => None,
         };
-        // Compile the user-agent parsers now rather than on the first click.
-        crate::tracking::quality::warm();
+        // Compile the user-agent parsers now rather than on the first click,
+        // on a thread of their own so start-up (exec to the first /healthz
+        // answer) does not wait the ~60 ms it takes (longer in a debug
+        // build); a click that comes first waits for it to finish.
+        std::thread::Builder::new()
+            .name("postbackd-ua-warm".into())
+            .spawn(crate::tracking::quality::warm)
+            .map_err(StartError::Io)?;
         let store = Arc::new(
             match fault {
                 None => Store::open(&config.db_path()),

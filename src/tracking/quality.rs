@@ -78,7 +78,8 @@ static PARSERS: LazyLock<Parsers> = LazyLock::new(|| {
 });
 
 /// Compile the parsers now (at start), so the first click does not wait
-/// for it (~60 ms optimized, longer in a debug build).
+/// for it (~60 ms optimized, longer in a debug build). Safe to call from
+/// any number of threads: the others wait for the one that compiles.
 pub fn warm() {
     LazyLock::force(&PARSERS);
 }
