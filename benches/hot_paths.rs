@@ -1,7 +1,8 @@
 //! Criterion benches of the hot pure functions: what every click and
 //! postback spends before touching storage.
 //!
-//! `cargo bench --bench hot_paths`
+//! `cargo bench --bench hot_paths` (click quality alone:
+//! `GEOIP_DB=country.mmdb cargo bench --bench hot_paths -- 'quality|geo'`)
 
 use std::hint::black_box;
 
@@ -9,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use postbackd::inbound::postback::{self, Mapping};
 use postbackd::inbound::query::{self, Limits};
 use postbackd::store::records::{self, ClickRecord, ConversionRecord};
-use postbackd::tracking::click;
+use postbackd::tracking::{click, quality};
 use postbackd::util::ids;
 
 fn bench(c: &mut Criterion) {
@@ -69,6 +70,12 @@ fn bench(c: &mut Criterion) {
         params: params.clone(),
         fbc: None,
         fbp: None,
+        device: "mobile".into(),
+        os: Some("iOS".into()),
+        browser: Some("Mobile Safari".into()),
+        country: Some("US".into()),
+        bot: false,
+        unique: true,
         ..Default::default()
     };
     let bytes = records::encode(&rec);
@@ -112,5 +119,65 @@ fn bench(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench);
+/// Click quality, per click, on the user agents a tracker sees most: what
+/// `tracking::quality::classify` adds to every click, then the visitor
+/// hash, then (with `GEOIP_DB=path/to/country.mmdb`) the country lookup.
+fn quality(c: &mut Criterion) {
+    const UAS: &[(&str, &str)] = &[
+        (
+            "Chrome desktop",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+        ),
+        (
+            "iPhone Safari",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+        ),
+        (
+            "Android Chrome",
+            "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+        ),
+        (
+            "iPad",
+            "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+        ),
+        (
+            "Facebook in-app",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/21E219 [FBAN/FBIOS;FBAV/458.0.0.38.108;FBBV/577247683;FBDV/iPhone15,2;FBMD/iPhone;FBSN/iOS;FBSV/17.4;FBSS/3;FBCR/;FBID/phone;FBLC/en_US;FBOP/80]",
+        ),
+        (
+            "Googlebot",
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        ),
+        ("curl", "curl/8.5.0"),
+        ("empty", ""),
+    ];
+    quality::warm();
+    let mut g = c.benchmark_group("quality::classify");
+    for (name, ua) in UAS {
+        g.bench_function(*name, |b| {
+            b.iter(|| quality::classify(black_box(Some(*ua)), false, false))
+        });
+    }
+    g.bench_function("all 8, one after another", |b| {
+        b.iter(|| {
+            for (_, ua) in UAS {
+                black_box(quality::classify(black_box(Some(*ua)), false, false));
+            }
+        })
+    });
+    g.finish();
+    let key = [7u8; 32];
+    c.bench_function("quality::visitor_hash", |b| {
+        b.iter(|| quality::visitor_hash(&key, black_box("spring"), "203.0.113.45", UAS[1].1))
+    });
+    if let Some(path) = std::env::var_os("GEOIP_DB") {
+        let geo = postbackd::tracking::geo::Geo::from_bytes(std::fs::read(path).unwrap()).unwrap();
+        let ip: std::net::IpAddr = "81.2.69.160".parse().unwrap();
+        c.bench_function("geo::country (GEOIP_DB)", |b| {
+            b.iter(|| geo.country(black_box(ip)))
+        });
+    }
+}
+
+criterion_group!(benches, bench, quality);
 criterion_main!(benches);

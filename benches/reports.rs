@@ -132,7 +132,7 @@ async fn run(n: u64) {
             }
             store
                 .write(move |ctx| {
-                    for w in &writes {
+                    for w in writes {
                         ingest::record_click(ctx, w)?;
                     }
                     for (k, (click, at)) in convs.iter().enumerate() {

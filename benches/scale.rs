@@ -107,6 +107,12 @@ async fn run(n: u64, dir: std::path::PathBuf) {
                             params: vec![("utm_source".into(), "fb".into())],
                             fbc: None,
                             fbp: None,
+                            device: "mobile".into(),
+                            os: Some("Android".into()),
+                            browser: Some("Chrome Mobile".into()),
+                            country: Some("US".into()),
+                            bot: false,
+                            unique: true,
                             ..Default::default()
                         };
                         ctx.clicks()?

@@ -12,6 +12,7 @@ use crate::inbound::query::Limits;
 use crate::ratelimit::RateLimits;
 use crate::store::{OpenError, Store};
 use crate::tls::CertStore;
+use crate::tracking::geo::Geo;
 use crate::util::clock::system_clock;
 
 /// Everything a request handler needs.
@@ -30,6 +31,8 @@ pub struct App {
     pub tls: Option<Arc<CertStore>>,
     /// Request counters for `/metrics`.
     pub requests: crate::util::metrics::RequestMetrics,
+    /// The country database (`geoip_db`), when configured.
+    pub geo: Option<Geo>,
 }
 
 /// Why the server could not start.
@@ -38,6 +41,8 @@ pub enum StartError {
     Io(std::io::Error),
     Open(OpenError),
     Tls(String),
+    /// `geoip_db` cannot be used.
+    Geo(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -46,6 +51,7 @@ impl std::fmt::Display for StartError {
             StartError::Io(e) => write!(f, "{e}"),
             StartError::Open(e) => write!(f, "{e}"),
             StartError::Tls(e) => write!(f, "{e}"),
+            StartError::Geo(e) => write!(f, "{e}"),
         }
     }
 }
@@ -86,6 +92,18 @@ impl App {
                 ));
             }
         };
+        let geo = match &config.geoip_db {
+            Some(p) => Some(load_geo(p)?),
+            None => None,
+        };
+        // Compile the user-agent parsers now rather than on the first click,
+        // on a thread of their own so start-up (exec to the first /healthz
+        // answer) does not wait the ~60 ms it takes (longer in a debug
+        // build); a click that comes first waits for it to finish.
+        std::thread::Builder::new()
+            .name("postbackd-ua-warm".into())
+            .spawn(crate::tracking::quality::warm)
+            .map_err(StartError::Io)?;
         let store = Arc::new(
             match fault {
                 None => Store::open(&config.db_path()),
@@ -110,6 +128,7 @@ impl App {
                 forwarder,
                 admin_token,
                 limits: Limits::default(),
+                geo,
             },
             origin,
         ))
@@ -120,14 +139,37 @@ impl App {
     }
 }
 
+/// Read the country database once (a ~8 MB country file costs that much
+/// RSS; lookups then never touch the disk). Refuses, with the fix, a file
+/// that cannot be read or is not a MaxMind DB.
+fn load_geo(path: &std::path::Path) -> Result<Geo, StartError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        StartError::Geo(format!(
+            "geoip_db {}: cannot read it: {e}; point geoip_db at a readable .mmdb file \
+             (README, \"A country database\") or unset it",
+            path.display()
+        ))
+    })?;
+    let geo = Geo::from_bytes(bytes).map_err(|e| {
+        StartError::Geo(format!(
+            "geoip_db {}: {e}; use a MaxMind-format country database (.mmdb), or unset geoip_db",
+            path.display()
+        ))
+    })?;
+    tracing::info!(path = %path.display(), database = %geo.describe(), "country database loaded");
+    Ok(geo)
+}
+
 /// Periodic upkeep: prune rate-limiter keys, forget signatures too old to
-/// be replayed (their timestamps are outside every tolerance).
+/// be replayed (their timestamps are outside every tolerance), purge past
+/// retention, and forget visits past the unique window.
 pub async fn upkeep(app: Arc<App>) {
     let mut tick = tokio::time::interval(app.config.upkeep_interval);
     // Upkeep that outlasts the interval delays the next tick instead of
     // triggering a burst of catch-up ticks.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut visits = crate::retention::SweepCursor::default();
     loop {
         tick.tick().await;
         let catalog = app.store.catalog();
@@ -146,6 +188,15 @@ pub async fn upkeep(app: Arc<App>) {
         // batches interleave with a long purge.
         if let Err(e) = crate::retention::upkeep(&app.store, app.config.retention).await {
             tracing::warn!(error = %e, "retention purge failed; will retry at the next upkeep");
+        }
+        let window_ms = u64::from(app.config.unique_window_hours) * 3_600_000;
+        let now = crate::util::clock::now_ms();
+        match crate::retention::prune_visits(&app.store, window_ms, now, &mut visits).await {
+            Ok(n) if n > 0 => tracing::debug!(visits = n, "forgot visits past the unique window"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "visits prune failed; will retry at the next upkeep")
+            }
         }
     }
 }

@@ -74,6 +74,13 @@ pub struct Config {
     pub report_currency: String,
     /// Reports' default IANA time zone.
     pub report_timezone: String,
+    /// A MaxMind-format country database (`.mmdb`), read once at start:
+    /// every click's `country` is looked up in it. None: a trusted proxy's
+    /// `CF-IPCountry`, else unknown.
+    pub geoip_db: Option<PathBuf>,
+    /// A click is `unique` when its visitor (IP + user agent) has not
+    /// clicked the same link within this many hours (1 to 720).
+    pub unique_window_hours: u32,
 }
 
 impl Config {
@@ -102,6 +109,8 @@ impl Config {
             fast_recovery: false,
             report_currency: "USD".into(),
             report_timezone: "UTC".into(),
+            geoip_db: None,
+            unique_window_hours: 24,
         }
     }
 
@@ -205,6 +214,12 @@ pub struct Settings {
     /// Default time zone of reports (IANA), e.g. Asia/Kolkata.
     #[arg(long, env = "POSTBACKD_REPORT_TIMEZONE")]
     pub report_timezone: Option<String>,
+    /// MaxMind-format country database (.mmdb) for each click's country.
+    #[arg(long, env = "POSTBACKD_GEOIP_DB")]
+    pub geoip_db: Option<PathBuf>,
+    /// Hours within which a visitor's repeat click on a link is not unique, 1-720.
+    #[arg(long, env = "POSTBACKD_UNIQUE_WINDOW_HOURS")]
+    pub unique_window_hours: Option<u32>,
 }
 
 /// `trusted_proxies`: a TOML array, or a comma-separated flag / variable.
@@ -399,6 +414,21 @@ pub fn load(file: Option<&Path>, over: Settings) -> Result<Config, ConfigError> 
             ));
         }
         c.upkeep_interval = Duration::from_secs(secs);
+    }
+    // An empty value (POSTBACKD_GEOIP_DB= in an env file) means unset.
+    c.geoip_db = over
+        .geoip_db
+        .or(fc.geoip_db)
+        .filter(|p| !p.as_os_str().is_empty());
+    if let Some(h) = over.unique_window_hours.or(fc.unique_window_hours) {
+        // Past 30 days the visits table would hold a month of visitors,
+        // and "unique" stops meaning a new visit.
+        if !(1..=720).contains(&h) {
+            return Err(ConfigError(
+                "unique_window_hours must be 1 to 720 (the default is 24)".into(),
+            ));
+        }
+        c.unique_window_hours = h;
     }
     Ok(c)
 }

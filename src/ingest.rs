@@ -182,16 +182,21 @@ impl Outcome {
     }
 }
 
-/// A click ready for the writer: its record encoded and its roll-up row
+/// A click ready for the writer: its record encoded and its roll-up rows
 /// computed on the handler's thread (the writer is the serial part).
 pub struct ClickWrite {
     pub id: String,
     bytes: Vec<u8>,
     rows: [Vec<u8>; 2],
     counters: rollup::Counters,
+    /// The visitor's keyed hash, when `unique` is still to be decided: the
+    /// writer decides it, so two racing clicks of one visitor cannot both
+    /// be unique.
+    visitor: Option<([u8; 16], u64, u64)>,
 }
 
 impl ClickWrite {
+    /// A click as recorded (`unique` as set in `rec`).
     pub fn new(id: String, rec: &records::ClickRecord) -> ClickWrite {
         let (rows, counters) = rollup::click_row(rec);
         ClickWrite {
@@ -199,12 +204,33 @@ impl ClickWrite {
             bytes: records::encode(rec),
             rows,
             counters,
+            visitor: None,
         }
+    }
+
+    /// Decide `unique` in the writer: the visitor's last click on this
+    /// link (the visits table) against `now_ms` and the window.
+    pub fn with_visitor(
+        mut self,
+        visitor: Option<[u8; 16]>,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> ClickWrite {
+        self.visitor = visitor.map(|v| (v, now_ms, window_ms));
+        self
     }
 }
 
 /// Record one click and count it, in the writer's transaction.
-pub fn record_click(ctx: &mut WriteCtx<'_>, w: &ClickWrite) -> Result<(), StoreError> {
+pub fn record_click(ctx: &mut WriteCtx<'_>, mut w: ClickWrite) -> Result<(), StoreError> {
+    if let Some((v, now, window)) = w.visitor {
+        let previous = ctx.visits()?.insert(v.as_slice(), now)?.map(|g| g.value());
+        let unique = crate::tracking::quality::is_unique(previous, now, window);
+        // One byte patched in the encoded record (see `set_unique`), and
+        // the roll-up counters to match.
+        records::set_unique(&mut w.bytes, unique);
+        w.counters.unique_clicks = i64::from(unique);
+    }
     ctx.clicks()?.insert(w.id.as_str(), w.bytes.as_slice())?;
     rollup::add(ctx, &w.rows, &w.counters)
 }

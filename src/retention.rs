@@ -4,8 +4,17 @@
 //! Conversions are never purged: they are the money.
 //!
 //! Keys are time-ordered IDs, so "older than" is a key range from the start.
+//!
+//! The visits table behind `unique` (keyed by visitor hash, so not in time
+//! order) is swept instead: a bounded number of keys per transaction and
+//! per upkeep, from where the last sweep stopped, dropping visits older
+//! than the unique window. Pruning only bounds its size: the click job
+//! compares times itself, so a visit not yet swept never makes a click
+//! wrongly not unique.
 
 use std::sync::atomic::Ordering;
+
+use std::ops::Bound;
 
 use redb::ReadableTable;
 
@@ -14,6 +23,75 @@ use crate::util::ids;
 
 /// Keys deleted per transaction.
 pub const PURGE_BATCH: usize = 1000;
+/// Transactions of [`PURGE_BATCH`] visits examined per upkeep: 50,000 keys
+/// a minute at the default interval, so a table of a day's visitors at 10
+/// million clicks a day is swept every few hours, in transactions short
+/// enough that clicks queued behind one wait a few milliseconds.
+pub const VISIT_SWEEP_STEPS: usize = 50;
+
+/// Where the visits sweep goes on: after this key (`None`: from the start).
+#[derive(Debug, Default)]
+pub struct SweepCursor(Option<Vec<u8>>);
+
+/// One sweep step: examine up to [`PURGE_BATCH`] visits after `after`,
+/// delete those last seen `window_ms` or more before `now_ms`. Returns the
+/// number deleted and the last key examined (`None` at the table's end).
+fn sweep_batch(
+    ctx: &mut WriteCtx<'_>,
+    after: Option<&[u8]>,
+    now_ms: u64,
+    window_ms: u64,
+) -> Result<(usize, Option<Vec<u8>>), StoreError> {
+    let table = ctx.visits()?;
+    let start = match after {
+        Some(k) => Bound::Excluded(k),
+        None => Bound::Unbounded,
+    };
+    let mut expired = Vec::new();
+    let mut last = None;
+    let mut seen = 0;
+    for row in table.range::<&[u8]>((start, Bound::Unbounded))? {
+        let (k, v) = row?;
+        if now_ms.saturating_sub(v.value()) >= window_ms {
+            expired.push(k.value().to_vec());
+        }
+        seen += 1;
+        if seen >= PURGE_BATCH {
+            last = Some(k.value().to_vec());
+            break;
+        }
+    }
+    for k in &expired {
+        table.remove(k.as_slice())?;
+    }
+    Ok((expired.len(), last))
+}
+
+/// Sweep the visits table for up to [`VISIT_SWEEP_STEPS`] transactions,
+/// or to its end, from `cursor` (which is left where the sweep stopped).
+/// Returns the visits deleted.
+pub async fn prune_visits(
+    store: &Store,
+    window_ms: u64,
+    now_ms: u64,
+    cursor: &mut SweepCursor,
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    for _ in 0..VISIT_SWEEP_STEPS {
+        let after = cursor.0.take();
+        let (n, last) = store
+            .write(move |ctx| sweep_batch(ctx, after.as_deref(), now_ms, window_ms))
+            .await?;
+        deleted += n as u64;
+        let at_end = last.is_none();
+        cursor.0 = last;
+        if at_end {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(deleted)
+}
 
 /// Ages after which records go (None = keep forever).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -109,4 +187,57 @@ async fn purge_into(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sweep deletes only visits past the window, across several
+    /// transactions, and resumes where it stopped.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sweep_forgets_only_expired_visits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let (now, window) = (100_000_000u64, 3_600_000u64);
+        store
+            .write(move |ctx| {
+                for i in 0u32..2500 {
+                    // Every third visit is fresh; the others are past the
+                    // window (one exactly at its edge).
+                    let ms = if i % 3 == 0 {
+                        now - 10
+                    } else {
+                        now - window - u64::from(i % 2)
+                    };
+                    let key = i.to_be_bytes();
+                    ctx.visits()?.insert(key.as_slice(), ms)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let mut cursor = SweepCursor::default();
+        let deleted = prune_visits(&store, window, now, &mut cursor)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 2500 - 834);
+        assert!(cursor.0.is_none(), "the whole table was swept");
+        let left = store
+            .read(|rtx| {
+                use redb::ReadableTableMetadata;
+                Ok(rtx.open_table(crate::store::VISITS)?.len()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(left, 834);
+        // Nothing more to forget; a later sweep starts over.
+        assert_eq!(
+            prune_visits(&store, window, now, &mut cursor)
+                .await
+                .unwrap(),
+            0
+        );
+        store.close().await;
+    }
 }

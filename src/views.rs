@@ -145,6 +145,12 @@ pub fn click(id: &str, c: &ClickRecord) -> Value {
         "fbc": c.fbc,
         "fbp": c.fbp,
         "query": pairs(&c.params),
+        "device": device(c),
+        "os": c.os,
+        "browser": c.browser,
+        "country": c.country,
+        "bot": c.bot,
+        "unique": c.unique,
     });
     for f in CLICK_FIELDS {
         let val = c
@@ -155,6 +161,16 @@ pub fn click(id: &str, c: &ClickRecord) -> Value {
         v[*f] = json!(val);
     }
     v
+}
+
+/// A click's device class; `null` for clicks recorded before click
+/// quality (their record has no device).
+pub fn device(c: &ClickRecord) -> Value {
+    if c.device.is_empty() {
+        Value::Null
+    } else {
+        json!(c.device)
+    }
 }
 
 /// The fields of a conversion that every view of it carries, in

@@ -169,7 +169,7 @@ async fn retention_purges_in_small_transactions() {
                     params: vec![],
                     fbc: None,
                     fbp: None,
-                    ..Default::default()
+                    ..ClickRecord::default()
                 };
                 let id = postbackd::util::ids::id_from_parts(now, i as u128);
                 ctx.clicks()?
@@ -383,7 +383,7 @@ async fn upkeep_loop_purges_old_clicks_and_events_in_the_binary() {
                     params: vec![],
                     fbc: None,
                     fbp: None,
-                    ..Default::default()
+                    ..ClickRecord::default()
                 };
                 ctx.clicks()?
                     .insert(id.as_str(), records::encode(&c).as_slice())?;

@@ -33,7 +33,7 @@ async fn click_at(s: &TestServer, mut rec: ClickRecord, at: u64) -> String {
     let w = ClickWrite::new(id.clone(), &rec);
     s.app
         .store
-        .write(move |ctx| ingest::record_click(ctx, &w))
+        .write(move |ctx| ingest::record_click(ctx, w))
         .await
         .unwrap();
     id

@@ -10,7 +10,7 @@ mod admin;
 mod bad_input;
 /// The binary's command line: serve banner, source/link add, test-postback.
 mod cli;
-/// `GET|HEAD /c/{slug}`: redirects, recorded fields, no open redirect.
+/// `GET|HEAD /c/{slug}`: redirects, recorded fields, click quality, no open redirect.
 mod click;
 /// Stop and start on the same data dir; kill -9 mid-stream.
 mod durability;
@@ -20,6 +20,8 @@ mod forward;
 mod forward_timing;
 /// The layering of src/: imports point down, no cycles between top-level modules.
 mod layers;
+/// A minimal .mmdb writer: the country database of the click-quality tests.
+mod mmdb_writer;
 /// A loopback HTTP server standing in for an ad platform.
 mod mock;
 /// Operations: backup/restore, retention, metrics, SIGTERM, schema, export.

@@ -1,4 +1,5 @@
-//! `GET|HEAD /c/{slug}`: record the click durably, then redirect.
+//! `GET|HEAD /c/{slug}`: record the click durably, with its quality
+//! (device, bot, country, unique), then redirect.
 
 use std::net::SocketAddr;
 
@@ -12,7 +13,7 @@ use crate::app::App;
 use crate::ingest;
 use crate::store::records::ClickRecord;
 use crate::store::rollup;
-use crate::tracking::click;
+use crate::tracking::{click, quality};
 use crate::util::{ids, net};
 
 /// Most query parameters recorded per click.
@@ -57,26 +58,49 @@ pub async fn click(
         .filter(|(_, v)| !v.is_empty())
         .map(|(_, v)| click::fbc(now, v))
         .or_else(|| cookie(&req, "_fbc"));
+    let head = req.method() == Method::HEAD;
+    let user_agent = header(USER_AGENT);
+    let q = quality::classify(
+        user_agent.as_deref(),
+        head,
+        quality::is_prefetch(req.headers()),
+    );
+    // The database when there is one; a trusted proxy's header when the
+    // database is unset or has no entry for the address (private ranges).
+    let country =
+        app.geo.as_ref().and_then(|g| g.country(ip)).or_else(|| {
+            quality::proxy_country(peer.ip(), req.headers(), &app.config.trusted_proxies)
+        });
+    let ip_text = ip.to_string();
+    // Bots are never unique, and are not visitors to remember.
+    let visitor = (!q.bot).then(|| {
+        quality::visitor_hash(
+            app.store.visitor_key(),
+            &link.slug,
+            &ip_text,
+            user_agent.as_deref().unwrap_or(""),
+        )
+    });
     let rec = ClickRecord {
         ms: now,
         slug: link.slug.clone(),
         source_id: link.rec.source_id,
         campaign: link.rec.campaign.clone(),
-        head: req.method() == Method::HEAD,
-        ip: ip.to_string(),
-        user_agent: header(USER_AGENT),
+        head,
+        ip: ip_text,
+        user_agent,
         referrer: header(REFERER),
         fbc,
         fbp: cookie(&req, "_fbp"),
-        device: String::new(),
-        os: None,
-        browser: None,
-        country: None,
-        bot: req.method() == Method::HEAD,
-        unique: false,
         subs: rollup::click_subs(&link.rec.subs, &params),
         cost: rollup::click_cost(link.rec.cost.as_ref(), &params),
         params,
+        device: q.device.to_string(),
+        os: q.os,
+        browser: q.browser,
+        country,
+        bot: q.bot,
+        unique: false,
     };
     let location = click::expand(
         &link.rec.destination,
@@ -91,11 +115,12 @@ pub async fn click(
             "the link's destination does not form a valid URL; fix it with PATCH /api/v1/links/SLUG",
         )
     })?;
-    let w = ingest::ClickWrite::new(click_id.clone(), &rec);
+    let window_ms = u64::from(app.config.unique_window_hours) * 3_600_000;
+    let w = ingest::ClickWrite::new(click_id.clone(), &rec).with_visitor(visitor, now, window_ms);
     // The redirect is sent only after the click is durable, and its
-    // roll-up row is in the same transaction.
+    // roll-up rows are in the same transaction.
     app.store
-        .write(move |ctx| ingest::record_click(ctx, &w))
+        .write(move |ctx| ingest::record_click(ctx, w))
         .await?;
     let mut r = Response::new(super::empty());
     *r.status_mut() = StatusCode::FOUND;

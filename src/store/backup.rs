@@ -14,7 +14,7 @@ use redb::{
 
 use crate::store::{
     CLICKS, CONVERSIONS, DEDUP, DELIVERIES, DELIVERY_KEYS, DESTINATIONS, EVENTS, LINKS, META,
-    OUTBOX, PENDING, SIGNATURES, SOURCES, StoreError,
+    OUTBOX, PENDING, SIGNATURES, SOURCES, StoreError, VISITS,
 };
 
 fn copy<K: Key + 'static, V: Value + 'static>(
@@ -53,6 +53,7 @@ pub fn snapshot(db: &Database, dest: &Path) -> Result<u64, StoreError> {
     n += copy(&rtx, &wtx, OUTBOX)?;
     n += copy(&rtx, &wtx, PENDING)?;
     n += copy(&rtx, &wtx, DELIVERY_KEYS)?;
+    n += copy(&rtx, &wtx, VISITS)?;
     wtx.commit()?;
     Ok(n)
 }

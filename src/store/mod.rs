@@ -67,6 +67,13 @@ const ROLLUPS_MARK: &str = "rollups_built";
 /// Report roll-ups: `store::rollup` key -> counters.
 pub const ROLLUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rollups");
 
+/// Visitor hash (`tracking::quality::visitor_hash`: keyed, so no raw IP is
+/// kept here) -> the ms of that visitor's last click on that link: the
+/// click job decides `unique` from it. Pruned by `retention::prune_visits`.
+pub const VISITS: TableDefinition<&[u8], u64> = TableDefinition::new("visits");
+/// `meta` key of the per-database random key of the visitor hash.
+const VISITOR_KEY: &str = "visitor_key";
+
 /// Database layout version written in `meta`. Bump with a migration.
 pub const SCHEMA_VERSION: u32 = 1;
 /// Most jobs committed in one transaction.
@@ -157,7 +164,7 @@ macro_rules! write_tables {
         /// The tables of one batch's transaction, each opened on first use
         /// and kept open until the commit. Opening is not free (a lookup in
         /// redb's table tree, and a table-root update staged at close), and
-        /// a batch of clicks touches one table of the thirteen.
+        /// a batch of clicks touches two tables of the fourteen.
         #[derive(Default)]
         struct OpenTables<'t> {
             $($name: Option<Table<'t, $k, $v>>,)*
@@ -209,6 +216,8 @@ write_tables! {
     rollups: ROLLUPS<&'static [u8], &'static [u8]>;
     /// [`COSTS`]
     costs: COSTS<&'static str, &'static [u8]>;
+    /// [`VISITS`]
+    visits: VISITS<&'static [u8], u64>;
 }
 
 /// What a write job sees: the batch's transaction (through one accessor
@@ -397,6 +406,8 @@ pub struct Store {
     pub forwarder_wake: Arc<Notify>,
     /// Commit with two-phase commit + quick repair (see `run_batch`).
     fast_recovery: Arc<AtomicBool>,
+    /// The key of the visitor hash, random per database (kept in `meta`).
+    visitor_key: [u8; 32],
 }
 
 impl Store {
@@ -423,7 +434,7 @@ impl Store {
 
     fn open_with(open: Opener) -> Result<Store, OpenError> {
         let db = open().map_err(OpenError::Db)?;
-        let catalog = init(&db)?;
+        let (catalog, visitor_key) = init(&db)?;
         let db = Arc::new(DbSlot {
             db: RwLock::new(Some(Arc::new(db))),
             open,
@@ -455,7 +466,15 @@ impl Store {
             writer: Mutex::new(Some(writer)),
             forwarder_wake,
             fast_recovery,
+            visitor_key,
         })
+    }
+
+    /// The key of the visitor hash behind `unique`: random, made when the
+    /// database was created (or first opened by a build that has it), so a
+    /// copy of the visits table alone cannot be matched against IPs.
+    pub fn visitor_key(&self) -> &[u8; 32] {
+        &self.visitor_key
     }
 
     /// Choose the commit mode (see `run_batch`); takes effect with the next
@@ -545,10 +564,12 @@ impl Store {
     }
 }
 
-/// Create tables, check the schema version, load the catalog.
-fn init(db: &Database) -> Result<Catalog, OpenError> {
+/// Create tables, check the schema version, make the visitor key if there
+/// is none yet, load the catalog.
+fn init(db: &Database) -> Result<(Catalog, [u8; 32]), OpenError> {
     let e = |e: StoreError| OpenError::Store(e);
     let txn = db.begin_write().map_err(|x| e(x.into()))?;
+    let visitor_key;
     {
         let mut meta = txn.open_table(META).map_err(|x| e(x.into()))?;
         let found = meta
@@ -571,6 +592,24 @@ fn init(db: &Database) -> Result<Catalog, OpenError> {
                     .map_err(|x| e(x.into()))?;
             }
         }
+        let stored: Option<[u8; 32]> = meta
+            .get(VISITOR_KEY)
+            .map_err(|x| e(x.into()))?
+            .and_then(|v| v.value().try_into().ok());
+        visitor_key = match stored {
+            Some(k) => k,
+            None => {
+                let mut k = [0u8; 32];
+                getrandom::fill(&mut k).map_err(|x| {
+                    e(StoreError::Unavailable(
+                        format!("no OS random numbers for the visitor key: {x}").into(),
+                    ))
+                })?;
+                meta.insert(VISITOR_KEY, k.as_slice())
+                    .map_err(|x| e(x.into()))?;
+                k
+            }
+        };
         // Report roll-ups arrived after the first databases were written:
         // build them once, from the stored clicks and conversions.
         let built = meta.get(ROLLUPS_MARK).map_err(|x| e(x.into()))?.is_some();
@@ -599,6 +638,7 @@ fn init(db: &Database) -> Result<Catalog, OpenError> {
         txn.open_table(DELIVERIES).map_err(|x| e(x.into()))?;
         txn.open_table(ROLLUPS).map_err(|x| e(x.into()))?;
         txn.open_table(COSTS).map_err(|x| e(x.into()))?;
+        txn.open_table(VISITS).map_err(|x| e(x.into()))?;
     }
     txn.commit().map_err(|x| e(x.into()))?;
 
@@ -622,7 +662,7 @@ fn init(db: &Database) -> Result<Catalog, OpenError> {
         let rec: LinkRecord = records::decode(v.value()).map_err(e)?;
         catalog.put_link(k.value().to_string(), rec);
     }
-    Ok(catalog)
+    Ok((catalog, visitor_key))
 }
 
 fn writer_loop(

@@ -134,25 +134,26 @@ pub struct ClickRecord {
     pub fbc: Option<String>,
     /// Meta browser ID from the `_fbp` cookie.
     pub fbp: Option<String>,
-    /// Click quality (empty / false on clicks recorded before it existed).
-    /// `desktop`, `mobile`, `tablet`, `bot` or `other`.
+    // Click quality (`tracking::quality`), appended in round 2: records
+    // written before it decode with these defaults (empty device, no
+    // country, not a bot, not unique).
+    /// `desktop`, `mobile`, `tablet`, `bot` or `other`; empty on clicks
+    /// recorded before click quality.
     #[serde(default)]
     pub device: String,
+    /// OS family (`iOS`, `Android`, `Windows`...), no version.
     #[serde(default)]
     pub os: Option<String>,
+    /// Browser family (`Chrome`, `Mobile Safari`, `Facebook`...), no version.
     #[serde(default)]
     pub browser: Option<String>,
-    /// ISO 3166-1 alpha-2, uppercase.
+    /// ISO 3166-1 alpha-2, uppercase; `None` when unknown.
     #[serde(default)]
     pub country: Option<String>,
-    /// A known bot, crawler or prefetch, an empty user agent, or HEAD:
-    /// counted in `bot_clicks` only.
+    /// A bot, crawler, prefetch, HEAD or empty user agent: stored and
+    /// redirected like any click, counted apart.
     #[serde(default)]
     pub bot: bool,
-    /// The first click of this visitor (IP + user agent) on this link
-    /// within `unique_window_hours`.
-    #[serde(default)]
-    pub unique: bool,
     /// The values of sub1..sub5, from the click parameters the link names
     /// (`subs`) when the click arrived.
     #[serde(default)]
@@ -161,6 +162,28 @@ pub struct ClickRecord {
     /// decimal text and currency.
     #[serde(default)]
     pub cost: Option<(String, String)>,
+    /// The visitor (IP + user agent) had not clicked this link within
+    /// `unique_window_hours`; decided by the writer (see [`set_unique`]).
+    /// Always false for bots. Keep it the last field.
+    #[serde(default)]
+    pub unique: bool,
+}
+
+/// Set `unique` in an encoded [`ClickRecord`] without encoding it again:
+/// the handler encodes the record (off the writer thread) before the
+/// writer knows whether the click is unique, and `unique` is the record's
+/// last field, a MessagePack boolean (one byte, `0xc2` false / `0xc3`
+/// true) at the end of the value.
+pub fn set_unique(encoded: &mut [u8], unique: bool) {
+    const FALSE: u8 = 0xc2;
+    const TRUE: u8 = 0xc3;
+    if let Some(last) = encoded.last_mut() {
+        debug_assert!(
+            *last == FALSE || *last == TRUE,
+            "ClickRecord must end with its unique flag"
+        );
+        *last = if unique { TRUE } else { FALSE };
+    }
 }
 
 impl Record for ClickRecord {
@@ -362,6 +385,72 @@ mod tests {
             decode::<LinkRecord>(&bad),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    /// A click written before click quality (round 1's eleven fields)
+    /// still decodes, with the quality defaults.
+    #[test]
+    fn click_without_the_quality_fields_decodes() {
+        #[derive(Serialize, Deserialize)]
+        struct Before {
+            ms: u64,
+            slug: String,
+            source_id: Option<u64>,
+            campaign: Option<String>,
+            head: bool,
+            ip: String,
+            user_agent: Option<String>,
+            referrer: Option<String>,
+            params: Vec<(String, String)>,
+            fbc: Option<String>,
+            fbp: Option<String>,
+        }
+        impl Record for Before {
+            const VERSION: u8 = 1;
+            const KIND: &'static str = "click";
+        }
+        let old = Before {
+            ms: 7,
+            slug: "spring".into(),
+            source_id: Some(1),
+            campaign: None,
+            head: true,
+            ip: "203.0.113.5".into(),
+            user_agent: Some("curl/8".into()),
+            referrer: None,
+            params: vec![("a".into(), "b".into())],
+            fbc: None,
+            fbp: Some("fb.1.2.3".into()),
+        };
+        let c: ClickRecord = decode(&encode(&old)).unwrap();
+        assert_eq!((c.ms, c.slug.as_str(), c.head), (7, "spring", true));
+        assert_eq!(c.fbp.as_deref(), Some("fb.1.2.3"));
+        assert_eq!(c.device, "");
+        assert_eq!((c.os, c.browser, c.country), (None, None, None));
+        assert!(!c.bot && !c.unique);
+    }
+
+    #[test]
+    fn set_unique_flips_the_last_field_only() {
+        let c = ClickRecord {
+            ms: 1,
+            slug: "s".into(),
+            device: "mobile".into(),
+            country: Some("DE".into()),
+            ..ClickRecord::default()
+        };
+        let mut bytes = encode(&c);
+        set_unique(&mut bytes, true);
+        let back: ClickRecord = decode(&bytes).unwrap();
+        assert_eq!(
+            back,
+            ClickRecord {
+                unique: true,
+                ..c.clone()
+            }
+        );
+        set_unique(&mut bytes, false);
+        assert_eq!(decode::<ClickRecord>(&bytes).unwrap(), c);
     }
 
     /// A delivery written before `retry_requested` and `superseded_ms`

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 /// untrusted peer's headers are ignored: anyone can send them.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let peer = canonical(peer);
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(&ip));
+    let is_trusted = |ip: IpAddr| is_trusted(ip, trusted);
     if !is_trusted(peer) {
         return peer;
     }
@@ -49,6 +49,13 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         }
     }
     peer
+}
+
+/// Is `peer` (the TCP peer) one of the configured trusted proxies, whose
+/// headers (`X-Forwarded-For`, `CF-IPCountry`) may be believed?
+pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    let peer = canonical(peer);
+    trusted.iter().any(|n| n.contains(&peer))
 }
 
 /// `for=` values: `192.0.2.1`, `"[2001:db8::1]:443"`, `192.0.2.1:80`.

@@ -796,6 +796,12 @@ mod fixtures {
             ],
             fbc: Some(s("fb.1.1763613600000.IwAR1")),
             fbp: Some(s("fb.1.1700000000.123")),
+            device: s("desktop"),
+            os: Some(s("Linux")),
+            browser: Some(s("Firefox")),
+            country: Some(s("US")),
+            bot: false,
+            unique: true,
             ..Default::default()
         }
     }

@@ -124,7 +124,11 @@ impl Platform for Webhook {
 ///       "link": "<slug>", "source": <integer> | null, "campaign": … | null,
 ///       "ip": "<address>", "user_agent": … | null, "referrer": … | null,
 ///       "fbc": … | null, "fbp": … | null,
-///       "query": {"<parameter>": "<value>", …}        // first value wins
+///       "query": {"<parameter>": "<value>", …},       // first value wins
+///       "device": "desktop" | "mobile" | "tablet" | "bot" | "other" | null,
+///       "os": … | null, "browser": … | null,          // families, no versions
+///       "country": "<ISO 3166-1 alpha-2>" | null,
+///       "bot": true | false, "unique": true | false
 ///     }
 ///   }
 /// }
@@ -156,6 +160,12 @@ pub fn webhook_payload(ev: &Event<'_>) -> Value {
             "fbc": cl.fbc,
             "fbp": cl.fbp,
             "query": first_wins(&cl.params),
+            "device": crate::views::device(cl),
+            "os": cl.os,
+            "browser": cl.browser,
+            "country": cl.country,
+            "bot": cl.bot,
+            "unique": cl.unique,
         })
     });
     // The conversion's fields are the shared view (`views`), as in the
@@ -211,6 +221,15 @@ mod tests {
         assert_eq!(b["data"]["extra"]["Email"], " Joe@Email.com ");
         assert_eq!(b["data"]["click"]["query"]["gclid"], "Cj0KCQ-abc");
         assert_eq!(b["data"]["click"]["ip"], "203.0.113.7");
+        let cl_json = &b["data"]["click"];
+        assert_eq!(
+            (&cl_json["device"], &cl_json["os"], &cl_json["browser"]),
+            (&json!("desktop"), &json!("Linux"), &json!("Firefox"))
+        );
+        assert_eq!(
+            (&cl_json["country"], &cl_json["bot"], &cl_json["unique"]),
+            (&json!("US"), &json!(false), &json!(true))
+        );
         // Same body on a later attempt; only the timestamp header moves.
         let later = Event {
             now_ms: NOW_MS + 60_000,
