@@ -187,7 +187,7 @@ impl Outcome {
 pub struct ClickWrite {
     pub id: String,
     bytes: Vec<u8>,
-    rows: [Vec<u8>; 2],
+    rows: [Vec<u8>; 3],
     counters: rollup::Counters,
     /// The visitor's keyed hash, when `unique` is still to be decided: the
     /// writer decides it, so two racing clicks of one visitor cannot both

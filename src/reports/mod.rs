@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::tz::TimeZone;
 
-use crate::store::rollup::{self, Counters, DIMS, LINK, Part};
+use crate::store::rollup::{self, Counters, Cube, DIMS, LINK, Part};
 use crate::store::{ROLLUPS, StoreError};
 
 /// A refused report request (always a 400).
@@ -268,7 +268,8 @@ fn add_money(m: &mut Money, currency: &str, c: &Counters) {
 }
 
 /// Scan the rows of the range (the clicks part and the basis's
-/// conversions part) and group them.
+/// conversions part, in the smallest cube that has every dimension the
+/// report needs) and group them.
 pub fn run(rtx: &redb::ReadTransaction, p: &Params) -> Result<Grouped, StoreError> {
     let t = rtx.open_table(ROLLUPS)?;
     let b0 = rollup::bucket_of(p.range.from_ms);
@@ -277,39 +278,27 @@ pub fn run(rtx: &redb::ReadTransaction, p: &Params) -> Result<Grouped, StoreErro
         TimeBasis::Click => Part::ConversionsAtClick,
         TimeBasis::Conversion => Part::ConversionsAtChange,
     };
-    let needs_time = p
-        .group_by
-        .iter()
-        .chain(p.filters.iter().map(|(d, _)| d))
-        .any(|d| matches!(d, Dim::Time(_)));
-    let click_only = p
-        .group_by
-        .iter()
-        .chain(p.filters.iter().map(|(d, _)| d))
-        .any(|d| !d.known_without_click());
-    // The lean parts hold every dimension but the high-cardinality ones:
-    // when the report needs none of those, it reads far fewer rows there.
-    let lean = p
-        .group_by
-        .iter()
-        .chain(p.filters.iter().map(|(d, _)| d))
-        .all(|d| match d {
-            Dim::Time(_) => true,
-            Dim::Stored(i) => rollup::is_lean(*i),
-        });
-    let parts = if lean {
-        [Part::Clicks.lean(), conv.lean()]
-    } else {
-        [Part::Clicks, conv]
-    };
+    let used = || p.group_by.iter().chain(p.filters.iter().map(|(d, _)| d));
+    let needs_time = used().any(|d| matches!(d, Dim::Time(_)));
+    let click_only = used().any(|d| !d.known_without_click());
+    let stored = used().filter_map(|d| match d {
+        Dim::Stored(i) => Some(*i),
+        Dim::Time(_) => None,
+    });
+    let cube = Cube::for_dims(stored);
     let mut names: HashMap<u32, range::TimeNames> = HashMap::new();
+    // Groups by their values joined with \x1f (cannot occur in a value: a
+    // control character), so a row is looked up without allocating.
+    let mut groups: HashMap<String, (Vec<String>, Money)> = HashMap::new();
+    let mut joined = String::new();
     let mut out = Grouped::default();
-    for part in parts {
-        let lo = [&[part as u8][..], &b0.to_be_bytes()].concat();
-        let hi = [&[part as u8][..], &b1.to_be_bytes()].concat();
+    for part in [Part::Clicks, conv] {
+        let lo = [&[cube.prefix(part)][..], &b0.to_be_bytes()].concat();
+        let hi = [&[cube.prefix(part)][..], &b1.to_be_bytes()].concat();
         for row in t.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
             let (k, v) = row?;
-            let key = rollup::decode_key(k.value())?;
+            let kb = k.value();
+            let key = rollup::view_key(kb)?;
             let counters = Counters::decode(v.value())?;
             let time = if needs_time {
                 Some(&*names.entry(key.bucket).or_insert_with(|| {
@@ -320,7 +309,7 @@ pub fn run(rtx: &redb::ReadTransaction, p: &Params) -> Result<Grouped, StoreErro
             };
             let value = |d: Dim| -> &str {
                 match (d, time) {
-                    (Dim::Stored(i), _) => &key.dims[i],
+                    (Dim::Stored(i), _) => key.dims[i],
                     (Dim::Time(0), Some(n)) => &n.hour,
                     (Dim::Time(1), Some(n)) => &n.day,
                     (Dim::Time(2), Some(n)) => &n.week,
@@ -335,13 +324,26 @@ pub fn run(rtx: &redb::ReadTransaction, p: &Params) -> Result<Grouped, StoreErro
             // country...: it counts in the totals and in rows grouped by
             // what it has (source, event, time) only.
             let unmatched = key.dims[LINK].is_empty();
-            add_money(&mut out.totals, &key.currency, &counters);
+            add_money(&mut out.totals, key.currency, &counters);
             if unmatched && click_only {
                 continue;
             }
-            let group: Vec<String> = p.group_by.iter().map(|d| value(*d).to_string()).collect();
-            add_money(out.rows.entry(group).or_default(), &key.currency, &counters);
+            joined.clear();
+            for d in &p.group_by {
+                joined.push_str(value(*d));
+                joined.push('\x1f');
+            }
+            match groups.get_mut(joined.as_str()) {
+                Some((_, m)) => add_money(m, key.currency, &counters),
+                None => {
+                    let values = p.group_by.iter().map(|d| value(*d).to_string()).collect();
+                    let mut m = Money::new();
+                    add_money(&mut m, key.currency, &counters);
+                    groups.insert(joined.clone(), (values, m));
+                }
+            }
         }
     }
+    out.rows = groups.into_values().collect();
     Ok(out)
 }

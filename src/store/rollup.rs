@@ -76,44 +76,57 @@ pub enum Part {
     ConversionsAtClick = 2,
     /// Conversions at their creation's bucket, status changes at theirs.
     ConversionsAtChange = 3,
-    /// The same three, with the high-cardinality dimensions (referrer,
-    /// UTM, sub-IDs) left empty: a bucket has few such rows, so reports by
-    /// day, campaign, source, country or device read a small part.
-    LeanClicks = 4,
-    LeanConversionsAtClick = 5,
-    LeanConversionsAtChange = 6,
 }
 
-impl Part {
-    /// The lean twin of a full part.
-    pub fn lean(self) -> Part {
+/// A cube: the dimensions its rows keep (the others are left empty). Every
+/// count goes to all three; a report reads the smallest that has what it
+/// needs: the fewer dimensions kept, the fewer rows a bucket has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cube {
+    /// Every dimension.
+    Full = 0,
+    /// All but referrer, UTM and sub-IDs (the high-cardinality ones).
+    Lean = 1,
+    /// Source, link, campaign and event only.
+    Links = 2,
+}
+
+impl Cube {
+    pub const ALL: [Cube; 3] = [Cube::Full, Cube::Lean, Cube::Links];
+
+    /// Does this cube keep the dimension at `index` (in [`DIMS`])?
+    pub fn keeps(self, index: usize) -> bool {
         match self {
-            Part::Clicks | Part::LeanClicks => Part::LeanClicks,
-            Part::ConversionsAtClick | Part::LeanConversionsAtClick => Part::LeanConversionsAtClick,
-            Part::ConversionsAtChange | Part::LeanConversionsAtChange => {
-                Part::LeanConversionsAtChange
-            }
+            Cube::Full => true,
+            Cube::Lean => !(7..=17).contains(&index),
+            Cube::Links => matches!(index, 0 | 1 | 2 | 18),
         }
+    }
+
+    /// The smallest cube keeping every dimension in `needed`.
+    pub fn for_dims(needed: impl Iterator<Item = usize> + Clone) -> Cube {
+        [Cube::Links, Cube::Lean]
+            .into_iter()
+            .find(|c| needed.clone().all(|i| c.keeps(i)))
+            .unwrap_or(Cube::Full)
+    }
+
+    /// The first key byte of a part of this cube.
+    pub fn prefix(self, part: Part) -> u8 {
+        part as u8 + 3 * self as u8
     }
 }
 
-/// Dimensions kept in the lean parts (by [`DIMS`] index): every one but
-/// referrer, the UTM fields and the sub-IDs.
-pub fn is_lean(index: usize) -> bool {
-    !(7..=17).contains(&index)
-}
-
-/// The two keys every count goes to: the full row and its lean twin.
-pub fn keys(part: Part, bucket: u32, currency: &str, dims: &[String]) -> [Vec<u8>; 2] {
-    let lean: Vec<String> = dims
-        .iter()
-        .enumerate()
-        .map(|(i, d)| if is_lean(i) { d.clone() } else { String::new() })
-        .collect();
-    [
-        key(part, bucket, currency, dims),
-        key(part.lean(), bucket, currency, &lean),
-    ]
+/// The keys every count goes to: one row per cube.
+pub fn keys(part: Part, bucket: u32, currency: &str, dims: &[String]) -> [Vec<u8>; 3] {
+    Cube::ALL.map(|cube| {
+        let kept: Vec<&str> = dims
+            .iter()
+            .enumerate()
+            .map(|(i, d)| if cube.keeps(i) { d.as_str() } else { "" })
+            .collect();
+        key_in(cube.prefix(part), bucket, currency, &kept)
+    })
 }
 
 /// The bucket of a time.
@@ -305,10 +318,15 @@ pub fn referrer_host(r: &str) -> String {
     host.to_ascii_lowercase()
 }
 
-/// A row's key.
+/// A row's key in the full cube.
 pub fn key(part: Part, bucket: u32, currency: &str, dims: &[String]) -> Vec<u8> {
+    let d: Vec<&str> = dims.iter().map(String::as_str).collect();
+    key_in(Cube::Full.prefix(part), bucket, currency, &d)
+}
+
+fn key_in(prefix: u8, bucket: u32, currency: &str, dims: &[&str]) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + dims.iter().map(|d| d.len() + 1).sum::<usize>());
-    k.push(part as u8);
+    k.push(prefix);
     k.extend_from_slice(&bucket.to_be_bytes());
     let mut cur = [b' '; 3];
     for (i, b) in currency.bytes().take(3).enumerate() {
@@ -321,6 +339,42 @@ pub fn key(part: Part, bucket: u32, currency: &str, dims: &[String]) -> Vec<u8> 
         k.extend_from_slice(v.as_bytes());
     }
     k
+}
+
+/// A row key read without allocating: the bucket, the currency and each
+/// dimension's value as a slice of the key.
+pub struct KeyView<'a> {
+    pub bucket: u32,
+    pub currency: &'a str,
+    pub dims: [&'a str; NDIMS],
+}
+
+pub fn view_key(k: &[u8]) -> Result<KeyView<'_>, StoreError> {
+    let bad = || StoreError::Corrupt("roll-up key has an unknown layout".into());
+    if k.len() < 8 {
+        return Err(bad());
+    }
+    let bucket = u32::from_be_bytes([k[1], k[2], k[3], k[4]]);
+    let currency = std::str::from_utf8(&k[5..8]).map_err(|_| bad())?.trim_end();
+    let mut dims = [""; NDIMS];
+    let mut rest = &k[8..];
+    for d in dims.iter_mut() {
+        let (&n, tail) = rest.split_first().ok_or_else(bad)?;
+        let n = n as usize;
+        if tail.len() < n {
+            return Err(bad());
+        }
+        *d = std::str::from_utf8(&tail[..n]).map_err(|_| bad())?;
+        rest = &tail[n..];
+    }
+    if !rest.is_empty() {
+        return Err(bad());
+    }
+    Ok(KeyView {
+        bucket,
+        currency,
+        dims,
+    })
 }
 
 /// A decoded row key.
@@ -441,7 +495,7 @@ pub fn click_cost(
 
 /// A click's row and counters, computed on the handler's thread (the
 /// writer only adds them).
-pub fn click_row(c: &ClickRecord) -> ([Vec<u8>; 2], Counters) {
+pub fn click_row(c: &ClickRecord) -> ([Vec<u8>; 3], Counters) {
     let (currency, cost) = match &c.cost {
         Some((amount, cur)) if !c.bot => (cur.as_str(), amount.parse().unwrap_or_default()),
         _ => ("", Decimal::ZERO),
