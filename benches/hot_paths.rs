@@ -98,6 +98,8 @@ fn bench(c: &mut Criterion) {
         history: vec![(1_700_000_000_000, "approved".into())],
         event_ids: vec!["0mwppq4a5abf6gakvdm7dh3n9".into()],
         extra: vec![],
+        test: false,
+        original_id: None,
     };
     let cbytes = records::encode(&conv);
     c.bench_function("records::decode (conversion)", |b| {

@@ -403,6 +403,8 @@ async fn upkeep_loop_purges_old_clicks_and_events_in_the_binary() {
                 conversion_id: Some(conv.clone()),
                 click_id: Some(clicks[0].clone()),
                 replay_of: None,
+                decoded: None,
+                authenticated: false,
             };
             ctx.events()?
                 .insert(event.as_str(), records::encode(&e).as_slice())?;
@@ -427,6 +429,8 @@ async fn upkeep_loop_purges_old_clicks_and_events_in_the_binary() {
                 history: vec![(old_ms + 10, "approved".into())],
                 event_ids: vec![event.clone()],
                 extra: vec![],
+                test: false,
+                original_id: None,
             };
             ctx.conversions()?
                 .insert(conv.as_str(), records::encode(&c).as_slice())?;

@@ -67,6 +67,23 @@ pub struct SourceRecord {
     /// Per-source rate limit (per second, burst); `None` = the server default.
     #[serde(default)]
     pub rate_limit: Option<(u32, u32)>,
+    /// IPN receiver settings (`/ipn/{key}`); `None` = postbacks only.
+    #[serde(default)]
+    pub ipn: Option<IpnRecord>,
+}
+
+/// A source's IPN settings. The secret is never logged; the API shows it
+/// masked.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IpnRecord {
+    /// `clickbank`, `jvzoo`, `warriorplus` or `digistore24`.
+    pub format: String,
+    pub secret: String,
+    pub click_id_field: Option<String>,
+    /// `commission` or `order`.
+    pub amount: String,
+    /// Forward test transactions too.
+    pub include_tests: bool,
 }
 
 fn default_tolerance() -> u64 {
@@ -152,6 +169,13 @@ pub struct ConversionRecord {
     pub event_ids: Vec<String>,
     /// Non-canonical postback parameters.
     pub extra: Vec<(String, String)>,
+    /// A network's test transaction (IPN): stored, not forwarded unless
+    /// the source includes tests.
+    #[serde(default)]
+    pub test: bool,
+    /// For a rebill: the conversion of the original sale.
+    #[serde(default)]
+    pub original_id: Option<String>,
 }
 
 impl Record for ConversionRecord {
@@ -182,6 +206,14 @@ pub struct EventRecord {
     pub click_id: Option<String>,
     /// The event this one re-processed.
     pub replay_of: Option<String>,
+    /// What the request decoded to, when the raw body is not readable on
+    /// its own (ClickBank's decrypted JSON).
+    #[serde(default)]
+    pub decoded: Option<String>,
+    /// An IPN request that passed its network's authentication (a replay
+    /// of a stored request whose secret was redacted relies on it).
+    #[serde(default)]
+    pub authenticated: bool,
 }
 
 impl Record for EventRecord {

@@ -773,6 +773,8 @@ mod fixtures {
                 (s("first-name"), s("George")),
                 (s("note"), s("not pii")),
             ],
+            test: false,
+            original_id: None,
         }
     }
 

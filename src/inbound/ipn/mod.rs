@@ -338,6 +338,12 @@ pub fn is_after_authentication(code: &str) -> bool {
 /// Longest kept free-text value (receipt, geography, extra fields).
 pub const MAX_TEXT: usize = 256;
 
+/// An IPN secret for display: its first 4 characters and an ellipsis
+/// (enough to tell two apart, never enough to use).
+pub fn mask_secret(secret: &str) -> String {
+    crate::util::signing::mask_after(secret, 4)
+}
+
 /// Placeholder for a secret cut out of a stored request.
 pub const REDACTED: &str = "[redacted]";
 
