@@ -73,6 +73,21 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Click a link of SOURCE through the running server, send a valid IPN
+    /// notification of the source's format (a sale) for that click to
+    /// /ipn/KEY and print a green/red verdict.
+    TestIpn {
+        /// Source ID, key or name.
+        source: String,
+        /// Link slug to click (default: the source's first link).
+        #[arg(long)]
+        link: Option<String>,
+        /// Amount of the sale.
+        #[arg(long, default_value = "1.00")]
+        amount: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -457,6 +472,12 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             amount,
             remote,
         } => test_postback(&remote, &source, link.as_deref(), &amount).await,
+        Command::TestIpn {
+            source,
+            link,
+            amount,
+            remote,
+        } => test_ipn(&remote, &source, link.as_deref(), &amount).await,
     }
 }
 
@@ -623,12 +644,15 @@ async fn export_conversions(
 }
 
 /// The "test-fire": one click, one postback, a verdict.
-async fn test_postback(
+/// Find SOURCE (ID, key or name), click its link (or `link`) through the
+/// running server, and return (base URL, the source's JSON, the click ID).
+async fn fresh_click(
     remote: &Remote,
     source: &str,
     link: Option<&str>,
-    amount: &str,
-) -> Result<(), String> {
+    agent: &str,
+    check: fn(&Value) -> Result<(), String>,
+) -> Result<(String, Value, String), String> {
     let base = remote.server.trim_end_matches('/').to_string();
     let sources = admin(remote, Method::GET, "/api/v1/sources", None).await?;
     let src = sources["items"]
@@ -642,6 +666,7 @@ async fn test_postback(
         })
         .cloned()
         .ok_or_else(|| format!("no source `{source}`; list them with `postbackd source list`"))?;
+    check(&src)?;
     let links = admin(remote, Method::GET, "/api/v1/links", None).await?;
     let slug = match link {
         Some(l) => l.to_string(),
@@ -659,11 +684,12 @@ async fn test_postback(
             })?,
     };
     let http = HttpClient::new();
+    let ua = format!("postbackd {agent}");
     let click = http
         .send(
             Method::GET,
             &format!("{base}/c/{slug}?utm_source=postbackd-test"),
-            &[("user-agent", "postbackd test-postback")],
+            &[("user-agent", ua.as_str())],
             None,
         )
         .await?;
@@ -679,6 +705,88 @@ async fn test_postback(
         "click {click_id} recorded; redirect: {}",
         click.header("location").unwrap_or("")
     );
+    Ok((base, src, click_id))
+}
+
+/// `test-ipn`: a fresh click, then the server's own sample notification
+/// for it (`POST /api/v1/sources/{id}/ipn-sample`, which holds the secret)
+/// sent to the source's IPN URL as the network would.
+async fn test_ipn(
+    remote: &Remote,
+    source: &str,
+    link: Option<&str>,
+    amount: &str,
+) -> Result<(), String> {
+    let (base, src, click_id) = fresh_click(remote, source, link, "test-ipn", |src| {
+        if src["ipn"].is_null() {
+            return Err(format!(
+                "source {} has no IPN settings; set them with PATCH /api/v1/sources/{} {{\"ipn\": {{\"format\", \"secret\"}}}}",
+                src["id"], src["id"]
+            ));
+        }
+        Ok(())
+    })
+    .await?;
+    let format = src["ipn"]["format"].as_str().unwrap_or("").to_string();
+    let sample = admin(
+        remote,
+        Method::POST,
+        &format!("/api/v1/sources/{}/ipn-sample", src["id"]),
+        Some(&json!({"click_id": click_id, "amount": amount})),
+    )
+    .await?;
+    let content_type = sample["content_type"]
+        .as_str()
+        .unwrap_or("application/json");
+    let body = sample["body"].as_str().unwrap_or("").as_bytes().to_vec();
+    let http = HttpClient::new();
+    let r = http
+        .send(
+            Method::POST,
+            &format!("{base}/ipn/{}", src["key"].as_str().unwrap_or("")),
+            &[
+                ("user-agent", "postbackd test-ipn"),
+                ("content-type", content_type),
+            ],
+            Some(body),
+        )
+        .await?;
+    // Digistore24 is answered `OK`; the verdict is then in the event.
+    let v = if r.status == 200 && r.body.as_ref() == b"OK" {
+        let id = r.header("x-postbackd-event-id").unwrap_or("").to_string();
+        let e = admin(remote, Method::GET, &format!("/api/v1/events/{id}"), None).await?;
+        json!({"result": e["result"], "conversion_id": e["conversion_id"], "click_id": e["click_id"]})
+    } else {
+        r.json()
+    };
+    if r.status == 200 && v["result"] == "matched" && v["click_id"] == click_id.as_str() {
+        println!(
+            "\x1b[32mGREEN\x1b[0m {format} notification matched click {click_id}: conversion {}",
+            v["conversion_id"].as_str().unwrap_or("")
+        );
+        Ok(())
+    } else {
+        println!(
+            "\x1b[31mRED\x1b[0m {format} notification answered {} {}: {}",
+            r.status,
+            v["result"].as_str().or(v["error"].as_str()).unwrap_or(""),
+            v["message"]
+                .as_str()
+                .unwrap_or(&String::from_utf8_lossy(&r.body))
+        );
+        Err("test failed".into())
+    }
+}
+
+async fn test_postback(
+    remote: &Remote,
+    source: &str,
+    link: Option<&str>,
+    amount: &str,
+) -> Result<(), String> {
+    let (base, src, click_id) =
+        fresh_click(remote, source, link, "test-postback", |_| Ok(())).await?;
+    let http = HttpClient::new();
     let click_param = src["effective_params"]["click_id"]
         .as_str()
         .unwrap_or("click_id");

@@ -430,3 +430,47 @@ pub async fn delete(app: &App, id: u64) -> Result<(), Error> {
         .await?;
     if removed { Ok(()) } else { Err(unknown(id)) }
 }
+
+/// Body of `POST /api/v1/sources/{id}/ipn-sample`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SampleIn {
+    pub click_id: String,
+    pub amount: Option<String>,
+}
+
+/// A valid notification of the source's IPN format for a click, signed or
+/// encrypted with its secret (`postbackd test-ipn`): (content type, body).
+/// A sale with receipt `test-<click ID>`.
+pub fn ipn_sample(app: &App, id: u64, input: SampleIn) -> Result<(&'static str, Vec<u8>), Error> {
+    let entry = get(app, id)?;
+    let Some(settings) = &entry.ipn else {
+        return Err(Error::invalid(
+            "ipn_not_configured",
+            "this source has no IPN settings; set \"ipn\": {\"format\", \"secret\"} first",
+        ));
+    };
+    let click_id = ids::normalize_click_id(&input.click_id);
+    if click_id.is_empty() || click_id.len() > ids::MAX_CLICK_ID_LEN {
+        return Err(Error::invalid(
+            "invalid_click_id",
+            "click_id must be a click ID",
+        ));
+    }
+    let amount = input.amount.unwrap_or_else(|| "1.00".into());
+    postback::parse_amount(&amount)
+        .map_err(|why| Error::invalid("invalid_amount", format!("amount: {why}")))?;
+    // ClickBank's IVs are 16 ASCII characters; 8 random bytes in hex.
+    let mut iv = [0u8; 16];
+    iv.copy_from_slice(ids::random_hex(8).as_bytes());
+    let sample = ipn::Sample {
+        tx_type: ipn::TxType::Sale,
+        test: false,
+        click_id: Some(click_id.clone()),
+        receipt: format!("test-{click_id}"),
+        sequence: "1".into(),
+        amount,
+        iv,
+    };
+    Ok(ipn::sample(settings, &sample))
+}
