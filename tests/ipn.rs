@@ -560,6 +560,16 @@ async fn refusals_and_the_connection_test() {
         (403, json!("ip_not_allowed"))
     );
 
+    // The source's own rate limit applies to its IPN URL.
+    let limited = s
+        .source(json!({"name": "slow", "rate_limit": {"per_second": 1, "burst": 1}, "ipn": {"format": "digistore24", "secret": SECRET}}))
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(post(&s, limited["key"].as_str().unwrap(), &ok).await.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+
     // Settings validation.
     for (body, code) in [
         (

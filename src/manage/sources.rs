@@ -462,7 +462,9 @@ pub fn ipn_sample(app: &App, id: u64, input: SampleIn) -> Result<(&'static str, 
         .map_err(|why| Error::invalid("invalid_amount", format!("amount: {why}")))?;
     // ClickBank's IVs are 16 ASCII characters; 8 random bytes in hex.
     let mut iv = [0u8; 16];
-    iv.copy_from_slice(ids::random_hex(8).as_bytes());
+    for (d, h) in iv.iter_mut().zip(ids::random_hex(8).bytes()) {
+        *d = h;
+    }
     let sample = ipn::Sample {
         tx_type: ipn::TxType::Sale,
         test: false,
