@@ -385,7 +385,7 @@ fn ipn_seeds(out: &mut Out) {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect()
     };
-    let mut put = |out: &mut Out, target: &str, name: &str, input: IpnInput| {
+    let put = |out: &mut Out, target: &str, name: &str, input: IpnInput| {
         let bytes = input.encode();
         assert_eq!(IpnInput::decode(&bytes), input);
         out.write(target, name, &bytes);
