@@ -338,10 +338,14 @@ pub fn is_after_authentication(code: &str) -> bool {
 /// Longest kept free-text value (receipt, geography, extra fields).
 pub const MAX_TEXT: usize = 256;
 
-/// An IPN secret for display: its first 4 characters and an ellipsis
-/// (enough to tell two apart, never enough to use).
+/// An IPN secret for display: at most a quarter of it, and at most 4
+/// characters, then an ellipsis (enough to tell two apart, never enough to
+/// use: a ClickBank secret key is only up to 16 characters chosen by the
+/// user, so the fixed 4 of a signing secret's mask would be too many for a
+/// short one).
 pub fn mask_secret(secret: &str) -> String {
-    crate::util::signing::mask_after(secret, 4)
+    let shown = (secret.chars().count() / 4).min(4);
+    crate::util::signing::mask_after(secret, shown)
 }
 
 /// Placeholder for a secret cut out of a stored request.
@@ -583,4 +587,30 @@ fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
         ser.append_pair(k, v);
     }
     ser.finish().into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_show_at_most_a_quarter() {
+        assert_eq!(mask_secret("MYSECRETKEY16CHR"), "MYSE…");
+        assert_eq!(mask_secret("SHORTKEY"), "SH…");
+        assert_eq!(mask_secret("abc"), "…");
+        assert_eq!(mask_secret(&"x".repeat(64)), "xxxx…");
+    }
+
+    #[test]
+    fn formats_and_bases_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(Format::parse(f.as_str()), Some(f));
+            assert!(Format::LIST.contains(f.as_str()));
+        }
+        assert_eq!(Format::Digistore24.success_reply(), Reply::PlainOk);
+        assert_eq!(Format::ClickBank.success_reply(), Reply::Json);
+        for a in [AmountBasis::Commission, AmountBasis::Order] {
+            assert_eq!(AmountBasis::parse(a.as_str()), Some(a));
+        }
+    }
 }
