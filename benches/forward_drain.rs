@@ -89,6 +89,7 @@ async fn run(n: usize) {
                 signing_tolerance_s: 300,
                 allow_ips: vec![],
                 rate_limit: None,
+                ipn: None,
             };
             ctx.sources()?.insert(1, records::encode(&src).as_slice())?;
             ctx.catalog_mut().put_source(1, src);

@@ -72,6 +72,7 @@ async fn run(n: u64) {
                 signing_tolerance_s: 300,
                 allow_ips: vec![],
                 rate_limit: None,
+                ipn: None,
             };
             ctx.sources()?.insert(1, records::encode(&src).as_slice())?;
             ctx.catalog_mut().put_source(1, src);

@@ -1,5 +1,5 @@
-//! Postback ingestion inside the writer's transaction: dedup, matching,
-//! status updates and the events log.
+//! Postback and IPN ingestion inside the writer's transaction: dedup,
+//! matching, status updates, the events log and replay.
 //!
 //! Runs serially in the writer thread, so the dedup check and the insert it
 //! guards can never race: two identical postbacks arriving together are one
@@ -9,7 +9,8 @@ use redb::ReadableTable;
 use serde_json::{Value, json};
 
 use crate::forward::outbox;
-use crate::inbound::postback::{self, Fields, Rejection};
+use crate::inbound::ipn::{self, Notification, TxType};
+use crate::inbound::postback::{self, Fields, Kind, Rejection, Status};
 use crate::inbound::query::Limits;
 use crate::store::records::{self, ConversionRecord, EventRecord};
 use crate::store::{StoreError, WriteCtx, rollup};
@@ -77,6 +78,13 @@ pub enum Answer {
         status: &'static str,
         message: String,
     },
+    /// An IPN notification that moves no money (cancel-rebill, abandoned
+    /// order, connection test): logged and answered, nothing counted.
+    Ignored {
+        /// The network's own word for it.
+        notification: String,
+        message: String,
+    },
 }
 
 const SIGNATURE_REPLAY_MESSAGE: &str =
@@ -91,12 +99,15 @@ impl Answer {
             Answer::Updated { .. } => "updated",
             Answer::Matched { .. } => "matched",
             Answer::Unmatched { .. } => "unmatched",
+            Answer::Ignored { .. } => "ignored",
         }
     }
 
     fn message(&self) -> Option<&str> {
         match self {
-            Answer::Rejected { message, .. } | Answer::Unmatched { message, .. } => Some(message),
+            Answer::Rejected { message, .. }
+            | Answer::Unmatched { message, .. }
+            | Answer::Ignored { message, .. } => Some(message),
             Answer::SignatureReplay => Some(SIGNATURE_REPLAY_MESSAGE),
             _ => None,
         }
@@ -108,7 +119,7 @@ impl Answer {
             | Answer::Updated { conversion_id, .. }
             | Answer::Matched { conversion_id, .. }
             | Answer::Unmatched { conversion_id, .. } => Some(conversion_id),
-            Answer::Rejected { .. } | Answer::SignatureReplay => None,
+            Answer::Rejected { .. } | Answer::SignatureReplay | Answer::Ignored { .. } => None,
         }
     }
 }
@@ -175,6 +186,14 @@ impl Outcome {
                 "type": kind,
                 "click_id": click_id,
                 "status": status,
+            }),
+            Answer::Ignored {
+                notification,
+                message,
+            } => json!({
+                "result": "ignored",
+                "notification": notification,
+                "message": message,
             }),
         };
         body["event_id"] = json!(self.event_id);
@@ -318,8 +337,44 @@ pub fn record_postback(
     {
         ctx.signatures()?.insert(k.as_slice(), ())?;
     }
-    let ev = EventRecord {
+    let event = Logged {
         source_id,
+        http_status,
+        answer: &answer,
+        click_id,
+        replay_of,
+        decoded: None,
+        authenticated: false,
+    };
+    write_event(ctx, &event_id, raw, event, now_ms)?;
+    Ok(Outcome {
+        event_id,
+        http_status,
+        answer,
+    })
+}
+
+/// What an event records beside its raw request.
+struct Logged<'a> {
+    source_id: u64,
+    http_status: u16,
+    answer: &'a Answer,
+    click_id: Option<String>,
+    replay_of: Option<String>,
+    decoded: Option<String>,
+    authenticated: bool,
+}
+
+/// Write one request and its result to the events log.
+fn write_event(
+    ctx: &mut WriteCtx<'_>,
+    event_id: &str,
+    raw: RawRequest,
+    l: Logged<'_>,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let ev = EventRecord {
+        source_id: l.source_id,
         ms: now_ms,
         method: raw.method,
         path: raw.path,
@@ -329,20 +384,198 @@ pub fn record_postback(
         body_truncated: raw.body_truncated,
         remote_ip: raw.remote_ip,
         user_agent: raw.user_agent,
-        http_status,
-        result: answer.result().to_string(),
-        message: answer.message().map(str::to_string),
-        conversion_id: answer.conversion_id().map(str::to_string),
-        click_id,
-        replay_of,
+        http_status: l.http_status,
+        result: l.answer.result().to_string(),
+        message: l.answer.message().map(str::to_string),
+        conversion_id: l.answer.conversion_id().map(str::to_string),
+        click_id: l.click_id,
+        replay_of: l.replay_of,
+        decoded: l.decoded,
+        authenticated: l.authenticated,
     };
     ctx.events()?
-        .insert(event_id.as_str(), records::encode(&ev).as_slice())?;
-    Ok(Outcome {
-        event_id,
-        http_status,
-        answer,
+        .insert(event_id, records::encode(&ev).as_slice())?;
+    Ok(())
+}
+
+/// The conversion a dedup key points at, if any.
+fn find_dedup(ctx: &mut WriteCtx<'_>, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(ctx.dedup()?.get(key)?.map(|v| v.value().to_string()))
+}
+
+fn load_conversion(ctx: &mut WriteCtx<'_>, id: &str) -> Result<ConversionRecord, StoreError> {
+    let bytes = ctx
+        .conversions()?
+        .get(id)?
+        .map(|v| v.value().to_vec())
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!("dedup points at missing conversion {id}").into())
+        })?;
+    records::decode(&bytes)
+}
+
+/// Does a conversion go to the destinations? A network's test transaction
+/// only when its source includes tests.
+fn forwards(conv: &ConversionRecord, include_tests: bool) -> bool {
+    !conv.test || include_tests
+}
+
+/// Give a stored conversion a new status (`updated`, forwarded per the
+/// destinations' filters), or say it already has it (`duplicate`).
+fn set_status(
+    ctx: &mut WriteCtx<'_>,
+    conv_id: String,
+    new_status: Status,
+    event_id: &str,
+    include_tests: bool,
+    now_ms: u64,
+) -> Result<Answer, StoreError> {
+    let mut conv = load_conversion(ctx, &conv_id)?;
+    let new = new_status.as_str();
+    if conv.status == new {
+        return Ok(Answer::Duplicate {
+            conversion_id: conv_id,
+            status: conv.status,
+        });
+    }
+    let previous = std::mem::replace(&mut conv.status, new.to_string());
+    conv.updated_ms = now_ms;
+    conv.history.push((now_ms, new.to_string()));
+    conv.event_ids.push(event_id.to_string());
+    rollup::on_status_change(ctx, &conv, &previous, now_ms)?;
+    ctx.conversions()?
+        .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
+    if forwards(&conv, include_tests) {
+        outbox::enqueue(ctx, &conv_id, &conv, "conversion.updated", now_ms)?;
+    }
+    Ok(Answer::Updated {
+        conversion_id: conv_id,
+        status: new,
+        previous_status: previous,
     })
+}
+
+/// `duplicate` of a stored conversion, with its current status.
+fn duplicate_of(ctx: &mut WriteCtx<'_>, conv_id: String) -> Result<Answer, StoreError> {
+    let conv = load_conversion(ctx, &conv_id)?;
+    Ok(Answer::Duplicate {
+        conversion_id: conv_id,
+        status: conv.status,
+    })
+}
+
+fn find_click(
+    ctx: &mut WriteCtx<'_>,
+    click_id: &str,
+) -> Result<Option<records::ClickRecord>, StoreError> {
+    match ctx.clicks()?.get(click_id)? {
+        Some(v) => Ok(Some(records::decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// The parts of a new conversion that differ between a postback and an
+/// IPN notification.
+struct NewConversion<'a> {
+    click_id: String,
+    kind: Kind,
+    event: Option<String>,
+    amount: Option<String>,
+    currency: String,
+    status: Status,
+    transaction_id: Option<String>,
+    geo: [Option<String>; 4],
+    extra: Vec<(String, String)>,
+    test: bool,
+    original_id: Option<String>,
+    /// Dedup keys that will point at it.
+    keys: &'a [String],
+}
+
+/// Store a new conversion under its dedup keys, queue its deliveries, and
+/// answer `matched` (200) or `unmatched` (202).
+fn insert_conversion(
+    ctx: &mut WriteCtx<'_>,
+    source_id: u64,
+    n: NewConversion<'_>,
+    event_id: &str,
+    include_tests: bool,
+    now_ms: u64,
+) -> Result<(u16, Answer), StoreError> {
+    let click = if n.click_id.is_empty() {
+        None
+    } else {
+        find_click(ctx, &n.click_id)?
+    };
+    let conv_id = ids::new_id(now_ms);
+    let [country, state, city, zip] = n.geo;
+    let conv = ConversionRecord {
+        source_id,
+        click_id: n.click_id.clone(),
+        matched: click.is_some(),
+        slug: click.as_ref().map(|c| c.slug.clone()),
+        campaign: click.as_ref().and_then(|c| c.campaign.clone()),
+        kind: n.kind.as_str().to_string(),
+        event: n.event,
+        amount: n.amount,
+        currency: n.currency,
+        status: n.status.as_str().to_string(),
+        transaction_id: n.transaction_id,
+        country,
+        state,
+        city,
+        zip,
+        created_ms: now_ms,
+        updated_ms: now_ms,
+        history: vec![(now_ms, n.status.as_str().to_string())],
+        event_ids: vec![event_id.to_string()],
+        extra: n.extra,
+        test: n.test,
+        original_id: n.original_id,
+        ..Default::default()
+    };
+    // Where the reports count it (its click's bucket and dimensions), in
+    // this transaction.
+    let conv = rollup::placed(ctx, conv, click.as_ref());
+    rollup::on_conversion(ctx, &conv)?;
+    ctx.conversions()?
+        .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
+    for key in n.keys {
+        ctx.dedup()?.insert(key.as_str(), conv_id.as_str())?;
+    }
+    if forwards(&conv, include_tests) {
+        outbox::enqueue(ctx, &conv_id, &conv, "conversion.created", now_ms)?;
+    }
+    let (conversion_id, kind, click_id, status) =
+        (conv_id, n.kind.as_str(), n.click_id, n.status.as_str());
+    if click.is_some() {
+        let answer = Answer::Matched {
+            conversion_id,
+            kind,
+            click_id,
+            status,
+        };
+        return Ok((200, answer));
+    }
+    let message = if click_id.is_empty() {
+        "No click ID: the notification carries none; the conversion is stored as unmatched. \
+         Check that the affiliate link carries the click ID in the network's tracking parameter"
+            .to_string()
+    } else {
+        format!(
+            "No match found: click ID `{click_id}` is not a click recorded by this server; the \
+             conversion is stored as unmatched. Check that the tracking link passes the click ID \
+             to the network unchanged"
+        )
+    };
+    let answer = Answer::Unmatched {
+        conversion_id,
+        kind,
+        click_id,
+        status,
+        message,
+    };
+    Ok((202, answer))
 }
 
 fn apply_conversion(
@@ -353,110 +586,193 @@ fn apply_conversion(
     now_ms: u64,
 ) -> Result<(u16, Answer), StoreError> {
     let key = dedup_key(source_id, f);
-    let existing = ctx
-        .dedup()?
-        .get(key.as_str())?
-        .map(|v| v.value().to_string());
-    if let Some(conv_id) = existing {
-        let bytes = ctx
-            .conversions()?
-            .get(conv_id.as_str())?
-            .map(|v| v.value().to_vec())
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("dedup points at missing conversion {conv_id}").into())
-            })?;
-        let mut conv: ConversionRecord = records::decode(&bytes)?;
-        let new_status = f.status.as_str();
-        if conv.status == new_status {
-            let answer = Answer::Duplicate {
-                conversion_id: conv_id,
-                status: conv.status,
-            };
-            return Ok((200, answer));
-        }
-        let previous = std::mem::replace(&mut conv.status, new_status.to_string());
-        conv.updated_ms = now_ms;
-        conv.history.push((now_ms, new_status.to_string()));
-        conv.event_ids.push(event_id.to_string());
-        rollup::on_status_change(ctx, &conv, &previous, now_ms)?;
-        ctx.conversions()?
-            .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
-        outbox::enqueue(ctx, &conv_id, &conv, "conversion.updated", now_ms)?;
-        let answer = Answer::Updated {
-            conversion_id: conv_id,
-            status: new_status,
-            previous_status: previous,
-        };
+    if let Some(conv_id) = find_dedup(ctx, &key)? {
+        let answer = set_status(ctx, conv_id, f.status, event_id, false, now_ms)?;
         return Ok((200, answer));
     }
-
-    let click = match ctx.clicks()?.get(f.click_id.as_str())? {
-        Some(v) => Some(records::decode::<records::ClickRecord>(v.value())?),
-        None => None,
-    };
-    let conv_id = ids::new_id(now_ms);
-    let conv = ConversionRecord {
-        source_id,
+    let n = NewConversion {
         click_id: f.click_id.clone(),
-        matched: click.is_some(),
-        slug: click.as_ref().map(|c| c.slug.clone()),
-        campaign: click.as_ref().and_then(|c| c.campaign.clone()),
-        kind: f.kind.as_str().to_string(),
+        kind: f.kind,
         event: f.event.clone(),
         amount: f.amount.map(|a| a.to_string()),
         currency: f.currency.clone(),
-        status: f.status.as_str().to_string(),
+        status: f.status,
         transaction_id: f.transaction_id.clone(),
-        country: f.country.clone(),
-        state: f.state.clone(),
-        city: f.city.clone(),
-        zip: f.zip.clone(),
-        created_ms: now_ms,
-        updated_ms: now_ms,
-        history: vec![(now_ms, f.status.as_str().to_string())],
-        event_ids: vec![event_id.to_string()],
+        geo: [
+            f.country.clone(),
+            f.state.clone(),
+            f.city.clone(),
+            f.zip.clone(),
+        ],
         extra: f.extra.clone(),
-        rollup_bucket: 0,
-        rollup_dims: Vec::new(),
-        rollup_cost: None,
         test: false,
+        original_id: None,
+        keys: std::slice::from_ref(&key),
     };
-    let conv = rollup::placed(ctx, conv, click.as_ref());
-    rollup::on_conversion(ctx, &conv)?;
-    ctx.conversions()?
-        .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
-    ctx.dedup()?.insert(key.as_str(), conv_id.as_str())?;
-    outbox::enqueue(ctx, &conv_id, &conv, "conversion.created", now_ms)?;
-    let (conversion_id, kind, click_id, status) = (
-        conv_id,
-        f.kind.as_str(),
-        f.click_id.clone(),
-        f.status.as_str(),
-    );
-    if click.is_some() {
-        let answer = Answer::Matched {
-            conversion_id,
-            kind,
-            click_id,
-            status,
+    insert_conversion(ctx, source_id, n, event_id, false, now_ms)
+}
+
+/// Record one IPN notification: its event always (with the decrypted
+/// plaintext when there is one), a conversion or a status change when it
+/// is about money. `decoded` is the decoder's verdict, made on the
+/// handler's thread.
+pub fn record_ipn(
+    ctx: &mut WriteCtx<'_>,
+    source_id: u64,
+    raw: RawRequest,
+    decoded: Result<Notification, Rejection>,
+    include_tests: bool,
+    replay_of: Option<String>,
+    now_ms: u64,
+) -> Result<Outcome, StoreError> {
+    let event_id = ids::new_id(now_ms);
+    let authenticated = match &decoded {
+        Ok(_) => true,
+        Err(r) => ipn::is_after_authentication(r.code),
+    };
+    let (http_status, answer, click_id, plaintext) = match decoded {
+        Err(rej) => {
+            let status = rejection_status(rej.code);
+            let answer = Answer::Rejected {
+                code: rej.code,
+                message: rej.message,
+                field: rej.field.map(str::to_string),
+            };
+            (status, answer, None, None)
+        }
+        Ok(n) => {
+            let (status, answer, click) =
+                apply_ipn(ctx, source_id, &n, &event_id, include_tests, now_ms)?;
+            (status, answer, click, n.plaintext)
+        }
+    };
+    let event = Logged {
+        source_id,
+        http_status,
+        answer: &answer,
+        click_id,
+        replay_of,
+        decoded: plaintext,
+        authenticated,
+    };
+    write_event(ctx, &event_id, raw, event, now_ms)?;
+    Ok(Outcome {
+        event_id,
+        http_status,
+        answer,
+    })
+}
+
+/// An IPN notification on the v1 model. Dedup keys are the network's
+/// receipt plus the type (plus the payment's own ID for a rebill), so a
+/// retried notification is a `duplicate`, and a refund or chargeback finds
+/// its sale by the receipt. Every accepted notification is answered 200:
+/// the networks retry anything else for days, and an unmatched one is
+/// already stored.
+fn apply_ipn(
+    ctx: &mut WriteCtx<'_>,
+    source_id: u64,
+    n: &Notification,
+    event_id: &str,
+    include_tests: bool,
+    now_ms: u64,
+) -> Result<(u16, Answer, Option<String>), StoreError> {
+    if !n.tx_type.is_money() {
+        let answer = Answer::Ignored {
+            notification: n.raw_type.clone(),
+            message: format!(
+                "a `{}` notification moves no money: it is logged, nothing is counted",
+                n.raw_type.escape_debug()
+            ),
         };
-        Ok((200, answer))
-    } else {
-        let message = format!(
-            "No match found: click ID `{}` is not a click recorded by this server; the conversion \
-             is stored as unmatched. Check that the tracking link passes the click ID to the network \
-             unchanged",
-            f.click_id
-        );
-        let answer = Answer::Unmatched {
-            conversion_id,
-            kind,
-            click_id,
-            status,
-            message,
-        };
-        Ok((202, answer))
+        return Ok((200, answer, n.click_ids.first().cloned()));
     }
+    let receipt = n.receipt.as_deref().unwrap_or_default();
+    let base = format!("{source_id}\x1fi\x1f{receipt}");
+    let sale_key = format!("{base}\x1fsale");
+    let own_key = match n.tx_type {
+        TxType::Rebill => format!(
+            "{base}\x1frebill\x1f{}",
+            n.sequence.as_deref().unwrap_or("")
+        ),
+        TxType::Sale => sale_key.clone(),
+        other => format!("{base}\x1f{}", other.as_str()),
+    };
+    if let Some(conv_id) = find_dedup(ctx, &own_key)? {
+        let click = load_conversion(ctx, &conv_id)?.click_id;
+        return Ok((200, duplicate_of(ctx, conv_id)?, Some(click)));
+    }
+    let original = match n.tx_type {
+        TxType::Sale => None,
+        _ => find_dedup(ctx, &sale_key)?,
+    };
+    let status = match n.tx_type {
+        TxType::Refund => Status::Refunded,
+        TxType::Chargeback => Status::Chargeback,
+        _ => Status::Approved,
+    };
+    // A refund or chargeback of a known sale changes the sale.
+    if status != Status::Approved
+        && let Some(orig) = original.clone()
+    {
+        ctx.dedup()?.insert(own_key.as_str(), orig.as_str())?;
+        let click = load_conversion(ctx, &orig)?.click_id;
+        let answer = set_status(ctx, orig, status, event_id, include_tests, now_ms)?;
+        return Ok((200, answer, Some(click)));
+    }
+    // First recorded candidate, else the first; a rebill without one takes
+    // its sale's click.
+    let mut click_id = n.click_ids.first().cloned().unwrap_or_default();
+    for c in &n.click_ids {
+        if find_click(ctx, c)?.is_some() {
+            click_id = c.clone();
+            break;
+        }
+    }
+    if click_id.is_empty()
+        && let Some(orig) = &original
+    {
+        click_id = load_conversion(ctx, orig)?.click_id;
+    }
+    let currency = n.currency.clone().unwrap_or_else(|| {
+        ctx.catalog()
+            .sources
+            .get(&source_id)
+            .map_or_else(|| "USD".to_string(), |s| s.rec.default_currency.clone())
+    });
+    // A refund whose sale was never received is stored with its status,
+    // under the sale's key too: the sale arriving late is then a duplicate
+    // of it, and the conversion stays refunded.
+    let keys = if status == Status::Approved {
+        vec![own_key]
+    } else {
+        vec![own_key, sale_key]
+    };
+    let mut extra = n.extra.clone();
+    extra.push(("ipn_type".to_string(), n.raw_type.clone()));
+    let new = NewConversion {
+        click_id: click_id.clone(),
+        kind: Kind::Purchase,
+        event: (n.tx_type == TxType::Rebill).then(|| "rebill".to_string()),
+        amount: n.amount.map(|a| a.to_string()),
+        currency,
+        status,
+        transaction_id: n.receipt.clone(),
+        geo: [
+            n.country.clone(),
+            n.state.clone(),
+            n.city.clone(),
+            n.zip.clone(),
+        ],
+        extra,
+        test: n.test,
+        original_id: original.filter(|_| n.tx_type == TxType::Rebill),
+        keys: &keys,
+    };
+    let (status, answer) = insert_conversion(ctx, source_id, new, event_id, include_tests, now_ms)?;
+    // 200 whatever the match: see above.
+    let status = if status == 202 { 200 } else { status };
+    Ok((status, answer, Some(click_id)))
 }
 
 /// Why a replay could not run.
@@ -491,6 +807,9 @@ pub fn replay(
         .get(&ev.source_id)
         .cloned()
         .ok_or(ReplayError::SourceGone(ev.source_id))?;
+    if ev.path.starts_with("/ipn/") {
+        return Ok(replay_ipn(ctx, event_id, ev, &source, limits, now_ms)?);
+    }
     let parsed = postback::parse(
         &postback::Request {
             query: ev.query.as_bytes(),
@@ -531,4 +850,71 @@ pub fn replay(
         None,
         now_ms,
     )?)
+}
+
+/// Re-decode a stored IPN request with the source's current IPN settings
+/// (a changed secret or click ID field applies). A WarriorPlus request was
+/// stored with its key redacted: it is taken as authentic when the
+/// original was.
+fn replay_ipn(
+    ctx: &mut WriteCtx<'_>,
+    event_id: &str,
+    ev: EventRecord,
+    source: &crate::store::catalog::SourceEntry,
+    limits: &Limits,
+    now_ms: u64,
+) -> Result<Outcome, StoreError> {
+    let decoded = match &source.ipn {
+        None => Err(not_configured()),
+        Some(_) if ev.body_truncated => Err(Rejection::new(
+            "too_large",
+            None,
+            "the original body was over the size limit and is stored truncated; it cannot be \
+             replayed"
+                .into(),
+        )),
+        Some(settings) => {
+            let auth = if settings.format == ipn::Format::WarriorPlus && ev.authenticated {
+                ipn::Auth::AlreadyVerified
+            } else {
+                ipn::Auth::Verify
+            };
+            let req = ipn::Request {
+                content_type: ev.content_type.as_deref(),
+                body: &ev.body,
+            };
+            ipn::decode(&req, settings, limits, auth)
+        }
+    };
+    let include_tests = source.ipn.as_ref().is_some_and(|s| s.include_tests);
+    let raw = RawRequest {
+        method: ev.method,
+        path: ev.path,
+        query: ev.query,
+        content_type: ev.content_type,
+        body: ev.body,
+        body_truncated: ev.body_truncated,
+        remote_ip: ev.remote_ip,
+        user_agent: ev.user_agent,
+    };
+    record_ipn(
+        ctx,
+        ev.source_id,
+        raw,
+        decoded,
+        include_tests,
+        Some(event_id.to_string()),
+        now_ms,
+    )
+}
+
+/// The refusal for `/ipn/{key}` on a source without IPN settings.
+pub fn not_configured() -> Rejection {
+    Rejection::new(
+        "ipn_not_configured",
+        None,
+        "this source has no IPN settings; set \"ipn\": {\"format\", \"secret\"} on it \
+         (PATCH /api/v1/sources/ID), or use its postback_url for networks that call postback URLs"
+            .into(),
+    )
 }

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::inbound::ipn;
 use crate::inbound::presets::{self, MacroSyntax};
 use crate::store::catalog::{LinkEntry, SourceEntry};
 use crate::store::records::{ClickRecord, ConversionRecord, EventRecord};
@@ -57,6 +58,11 @@ pub fn postback_url(public_url: &str, s: &SourceEntry) -> String {
     format!("{public_url}/p/{}?{}", s.rec.key, query.join("&"))
 }
 
+/// The IPN URL a user pastes into the marketplace (`/ipn/{key}`).
+pub fn ipn_url(public_url: &str, s: &SourceEntry) -> String {
+    format!("{public_url}/ipn/{}", s.rec.key)
+}
+
 pub fn source(public_url: &str, s: &SourceEntry) -> Value {
     let mut params = Map::new();
     for (k, v) in &s.mapping.params {
@@ -85,6 +91,14 @@ pub fn source(public_url: &str, s: &SourceEntry) -> Value {
         },
         "allow_ips": s.rec.allow_ips,
         "rate_limit": s.rec.rate_limit.map(|(per_second, burst)| json!({"per_second": per_second, "burst": burst})),
+        "ipn": s.rec.ipn.as_ref().map(|i| json!({
+            "format": i.format,
+            "secret": ipn::mask_secret(&i.secret),
+            "click_id_field": i.click_id_field,
+            "amount": i.amount,
+            "include_tests": i.include_tests,
+        })),
+        "ipn_url": s.rec.ipn.as_ref().map(|_| ipn_url(public_url, s)),
         "created_at": rfc3339(s.rec.created_ms),
     })
 }
@@ -196,6 +210,8 @@ pub fn conversion_fields(c: &ConversionRecord) -> Map<String, Value> {
         ("state", json!(c.state)),
         ("city", json!(c.city)),
         ("zip", json!(c.zip)),
+        ("test", json!(c.test)),
+        ("original_conversion_id", json!(c.original_id)),
     ] {
         m.insert(k.to_string(), v);
     }
@@ -230,6 +246,8 @@ pub const CONVERSION_COLUMNS: &[&str] = &[
     "state",
     "city",
     "zip",
+    "test",
+    "original_conversion_id",
 ];
 
 /// A conversion in the admin API (and `export --format ndjson`): the
@@ -267,6 +285,8 @@ pub fn event(id: &str, e: &EventRecord) -> Value {
         "conversion_id": e.conversion_id,
         "click_id": e.click_id,
         "replay_of": e.replay_of,
+        // ClickBank's decrypted notification, for the operator to read.
+        "decoded": e.decoded,
     })
 }
 

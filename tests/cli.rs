@@ -174,3 +174,62 @@ async fn destinations_and_dead_deliveries_from_the_cli() {
     srv.child.kill().unwrap();
     srv.child.wait().unwrap();
 }
+
+/// `test-ipn` for each network: a fresh click, a valid notification of the
+/// source's format through the running binary, a green verdict.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_ipn_for_every_format() {
+    use hyper::Method;
+    use postbackd::util::client::HttpClient;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = spawn_server(dir.path());
+    let http = HttpClient::new();
+    for (i, format) in ["clickbank", "jvzoo", "warriorplus", "digistore24"]
+        .into_iter()
+        .enumerate()
+    {
+        let r = http
+            .json(
+                Method::POST,
+                &format!("{}/api/v1/sources", srv.base),
+                Some(TOKEN),
+                Some(&json!({"name": format, "ipn": {"format": format, "secret": "cli-secret-1"}})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201);
+        let id = r.json()["id"].clone();
+        let r = http
+            .json(
+                Method::POST,
+                &format!("{}/api/v1/links", srv.base),
+                Some(TOKEN),
+                Some(&json!({"destination": "https://offer.example/?tid={click_id}", "source": id, "slug": format!("l{i}")})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201);
+        let base = srv.base.clone();
+        let (ok, out) = tokio::task::spawn_blocking(move || cli(&base, &["test-ipn", format]))
+            .await
+            .unwrap();
+        assert!(ok && out.contains("GREEN"), "{format}: {out}");
+        assert!(!out.contains("cli-secret-1"), "{out}");
+    }
+    // A source without IPN settings: red, with the fix.
+    let base = srv.base.clone();
+    let (ok, _) = tokio::task::spawn_blocking({
+        let base = base.clone();
+        move || cli(&base, &["source", "add", "Plain"])
+    })
+    .await
+    .unwrap();
+    assert!(ok);
+    let (ok, out) = tokio::task::spawn_blocking(move || cli(&base, &["test-ipn", "Plain"]))
+        .await
+        .unwrap();
+    assert!(!ok && out.contains("no IPN settings"), "{out}");
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+}

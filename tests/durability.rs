@@ -8,7 +8,12 @@ use hyper::Method;
 use postbackd::util::client::HttpClient;
 use serde_json::{Value, json};
 
+use postbackd::inbound::ipn::{Format, TxType};
+
+use crate::ipn;
 use crate::util::{TOKEN, TestServer, text};
+
+const IPN_SECRET: &str = "kill-9-ipn-secret";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_keeps_everything() {
@@ -134,6 +139,20 @@ async fn kill_9_loses_no_acknowledged_write() {
     .await;
     assert_eq!(link["slug"], "k");
     let key = src["key"].as_str().unwrap().to_string();
+    // One IPN receiver per network.
+    let mut ipn_keys = Vec::new();
+    for f in Format::ALL {
+        let s = admin(
+            &http,
+            &srv.base,
+            Method::POST,
+            "/api/v1/sources",
+            Some(json!({"name": f.as_str(), "ipn": {"format": f.as_str(), "secret": IPN_SECRET}})),
+        )
+        .await;
+        ipn_keys.push((f, s["key"].as_str().unwrap().to_string()));
+    }
+    let ipn_keys = Arc::new(ipn_keys);
 
     // Clicks to convert on.
     let mut clicks = Vec::new();
@@ -151,18 +170,51 @@ async fn kill_9_loses_no_acknowledged_write() {
     // each client also clicks. Acknowledged writes are recorded.
     let acked_conv: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let acked_clicks: Arc<Mutex<Vec<String>>> = Arc::default();
+    // IPN notifications answered 200: (format, receipt, event ID).
+    let acked_ipn: Arc<Mutex<Vec<(Format, String, String)>>> = Arc::default();
     let mut tasks = Vec::new();
     for w in 0..8 {
-        let (http, base, key, clicks, acked_conv, acked_clicks) = (
+        let (http, base, key, clicks, acked_conv, acked_clicks, ipn_keys, acked_ipn) = (
             http.clone(),
             srv.base.clone(),
             key.clone(),
             clicks.clone(),
             acked_conv.clone(),
             acked_clicks.clone(),
+            ipn_keys.clone(),
+            acked_ipn.clone(),
         );
         tasks.push(tokio::spawn(async move {
             for i in 0..100_000u64 {
+                if i % 3 == 0 {
+                    let (format, ipn_key) = &ipn_keys[(i as usize / 3 + w) % ipn_keys.len()];
+                    let receipt = format!("ipn-w{w}-{i}");
+                    let click = &clicks[(i as usize * 8 + w) % clicks.len()];
+                    let n = ipn::notification(
+                        *format,
+                        IPN_SECRET,
+                        TxType::Sale,
+                        false,
+                        Some(click),
+                        &receipt,
+                        "1",
+                    );
+                    let url = format!("{base}/ipn/{ipn_key}");
+                    match http
+                        .send(Method::POST, &url, &[("content-type", n.0)], Some(n.1))
+                        .await
+                    {
+                        Ok(r) if r.status == 200 => {
+                            let event = match r.header("x-postbackd-event-id") {
+                                Some(e) => e.to_string(),
+                                None => r.json()["event_id"].as_str().unwrap().to_string(),
+                            };
+                            acked_ipn.lock().unwrap().push((*format, receipt, event));
+                        }
+                        Ok(r) => panic!("unexpected IPN answer {}: {}", r.status, text(&r)),
+                        Err(_) => return,
+                    }
+                }
                 let txid = format!("w{w}-{i}");
                 let click = &clicks[(i as usize * 8 + w) % clicks.len()];
                 let url =
@@ -208,7 +260,13 @@ async fn kill_9_loses_no_acknowledged_write() {
     }
     let acked_conv = acked_conv.lock().unwrap().clone();
     let acked_clicks = acked_clicks.lock().unwrap().clone();
+    let acked_ipn = acked_ipn.lock().unwrap().clone();
     assert!(acked_conv.len() >= 1000);
+    assert!(
+        acked_ipn.len() >= 100,
+        "{} IPN notifications",
+        acked_ipn.len()
+    );
 
     let mut srv = spawn_server(dir.path());
     // Page through every conversion.
@@ -280,20 +338,86 @@ async fn kill_9_loses_no_acknowledged_write() {
         stats["clicks"].as_u64().unwrap(),
         "{report}"
     );
-    assert_eq!(totals["conversions"], stats["conversions"], "{report}");
-    let revenue =
-        rust_decimal::Decimal::from(by_txid.len() as u64) * rust_decimal::Decimal::new(15, 1);
+    // The postback source's conversions (the IPN sources' have their own
+    // amounts and currencies): each counted once, with its 1.50.
+    let postbacks = by_txid.keys().filter(|t| t.starts_with('w')).count() as u64;
+    let report = admin(
+        &http,
+        &srv.base,
+        Method::GET,
+        &format!(
+            "/api/v1/reports?group_by=source&filter.source={}",
+            src["id"]
+        ),
+        None,
+    )
+    .await;
+    let totals = &report["totals"];
+    assert_eq!(totals["conversions"], json!(postbacks), "{report}");
+    let revenue = rust_decimal::Decimal::from(postbacks) * rust_decimal::Decimal::new(15, 1);
     assert_eq!(
         totals["revenue"],
         json!(postbackd::reports::output::fmt_money(revenue)),
         "{report}"
     );
-    // Replaying every acknowledged postback now is a duplicate.
-    let (txid, _) = acked_conv.iter().next().unwrap();
-    let _ = txid;
+    // Every answered IPN notification: its event, its one conversion (by
+    // receipt), and the network's retry is now a duplicate of it.
+    for (n, (format, receipt, event)) in acked_ipn.iter().enumerate() {
+        let e = admin(
+            &http,
+            &srv.base,
+            Method::GET,
+            &format!("/api/v1/events/{event}"),
+            None,
+        )
+        .await;
+        assert_eq!(e["result"], "matched", "{format:?} {receipt}: {e}");
+        let conv = e["conversion_id"].as_str().unwrap().to_string();
+        assert_eq!(
+            by_txid.get(receipt),
+            Some(&vec![conv]),
+            "answered {format:?} notification {receipt} lost or doubled"
+        );
+        if n % 10 == 0 {
+            let key = &ipn_keys.iter().find(|(f, _)| f == format).unwrap().1;
+            let click = e["click_id"].as_str().unwrap();
+            let note = ipn::notification(
+                *format,
+                IPN_SECRET,
+                TxType::Sale,
+                false,
+                Some(click),
+                receipt,
+                "1",
+            );
+            let r = http
+                .send(
+                    Method::POST,
+                    &format!("{}/ipn/{key}", srv.base),
+                    &[("content-type", note.0)],
+                    Some(note.1),
+                )
+                .await
+                .unwrap();
+            let result = match r.header("x-postbackd-event-id") {
+                Some(id) => admin(
+                    &http,
+                    &srv.base,
+                    Method::GET,
+                    &format!("/api/v1/events/{id}"),
+                    None,
+                )
+                .await["result"]
+                    .clone(),
+                None => r.json()["result"].clone(),
+            };
+            assert_eq!(result, "duplicate", "{format:?} {receipt}");
+        }
+    }
     eprintln!(
-        "kill -9 test: {} conversions and {} clicks acknowledged before the kill, all present",
+        "kill -9 test: {} conversions, {} IPN notifications and {} clicks acknowledged before the kill, all present",
         acked_conv.len(),
+        acked_ipn.len(),
         acked_clicks.len()
     );
     srv.child.kill().unwrap();

@@ -405,6 +405,8 @@ async fn upkeep_loop_purges_old_clicks_and_events_in_the_binary() {
                 conversion_id: Some(conv.clone()),
                 click_id: Some(clicks[0].clone()),
                 replay_of: None,
+                decoded: None,
+                authenticated: false,
             };
             ctx.events()?
                 .insert(event.as_str(), records::encode(&e).as_slice())?;

@@ -1,4 +1,4 @@
-//! No secret (admin token, signing secrets) appears in logs, stored events,
+//! No secret (admin token, signing secrets, IPN secrets) appears in logs, stored events,
 //! metrics or error bodies, in a run that used every one of them.
 
 use std::io::Read;
@@ -110,6 +110,43 @@ async fn secrets_never_leak() {
             .body,
         );
     }
+    // IPN receivers: right and wrong secrets, every format (WarriorPlus's
+    // key travels in the body and must be redacted from the events log).
+    let mut ipn_secrets = Vec::new();
+    for f in postbackd::inbound::ipn::Format::ALL {
+        let secret = format!("ipn-leakcheck-{}-7c1d9e", f.as_str());
+        let src = admin(
+            Method::POST,
+            "/api/v1/sources",
+            Some(json!({"name": f.as_str(), "ipn": {"format": f.as_str(), "secret": secret}})),
+        )
+        .await;
+        assert_eq!(src.status, 201);
+        bodies.push(src.body.clone());
+        let key = src.json()["key"].as_str().unwrap().to_string();
+        for (i, used) in [secret.as_str(), "wrong-secret"].into_iter().enumerate() {
+            let (ct, body) = crate::ipn::notification(
+                f,
+                used,
+                postbackd::inbound::ipn::TxType::Sale,
+                false,
+                Some("abc"),
+                &format!("leak{i}"),
+                "1",
+            );
+            let r = http
+                .send(
+                    Method::POST,
+                    &format!("{base}/ipn/{key}"),
+                    &[("content-type", ct)],
+                    Some(body),
+                )
+                .await
+                .unwrap();
+            bodies.push(r.body);
+        }
+        ipn_secrets.push(secret);
+    }
     // Wrong and right admin tokens, bad requests.
     bodies.push(
         http.json(
@@ -170,6 +207,7 @@ async fn secrets_never_leak() {
         // The base64 key without its prefix, too.
         needles.push(s.trim_start_matches("whsec_").to_string());
     }
+    needles.extend(ipn_secrets);
     let responses: Vec<String> = bodies
         .iter()
         .map(|b| String::from_utf8_lossy(b).into_owned())

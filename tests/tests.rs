@@ -18,6 +18,8 @@ mod durability;
 mod forward;
 /// Forwarding backoff and expiry under paused time (scripted transport).
 mod forward_timing;
+/// `POST /ipn/{key}` per network (ClickBank, JVZoo, WarriorPlus, Digistore24): sale, retry, rebill, refund, chargeback, tests, 401s, replay.
+mod ipn;
 /// The layering of src/: imports point down, no cycles between top-level modules.
 mod layers;
 /// A minimal .mmdb writer: the country database of the click-quality tests.

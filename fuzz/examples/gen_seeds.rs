@@ -14,12 +14,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use postbackd::inbound::ipn::{self, AmountBasis, Format, Sample, Settings, TxType};
 use postbackd::inbound::presets;
 use postbackd::util::ids;
 use postbackd_fuzz::{
     ClickIdInput, ExpandInput, FieldsInput, LimitsInput, MappingInput, PostbackInput,
     SignatureInput,
 };
+use postbackd_fuzz::ipn::IpnInput;
 
 /// A fixed click ID (time 2026-11-21, fixed randomness): seeds are stable.
 fn click_id(n: u128) -> String {
@@ -357,5 +359,116 @@ fn main() {
         }
     }
 
+    ipn_seeds(&mut out);
+
     println!("wrote {} seeds under {}", out.count, out.root.display());
+}
+
+/// The IPN targets' seeds: the published vectors of
+/// `tests/data/ipn_vectors.json` as received (flag 0), their plaintext or
+/// fields re-signed by the target (flag 1), and a sample of every
+/// transaction type of each format (`ipn::sample`), with the other flags.
+fn ipn_seeds(out: &mut Out) {
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../../tests/data/ipn_vectors.json")).unwrap();
+    let form = |pairs: &[(&str, &str)]| {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            ser.append_pair(k, v);
+        }
+        ser.finish().into_bytes()
+    };
+    let fields = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect()
+    };
+    let put = |out: &mut Out, target: &str, name: &str, input: IpnInput| {
+        let bytes = input.encode();
+        assert_eq!(IpnInput::decode(&bytes), input);
+        out.write(target, name, &bytes);
+    };
+    for f in Format::ALL {
+        out.reset(&format!("ipn_{}", f.as_str()));
+    }
+
+    let cb = &vectors["clickbank_ins"];
+    let secret = cb["secret"].as_str().unwrap().to_string();
+    let body = serde_json::to_vec(&cb["body"]).unwrap();
+    put(out, "ipn_clickbank", "vector-encrypted", IpnInput { flags: 0, secret: secret.clone(), rest: body });
+    let plain = cb["plaintext"].as_str().unwrap().as_bytes().to_vec();
+    put(out, "ipn_clickbank", "vector-plaintext", IpnInput { flags: 1, secret: secret.clone(), rest: plain.clone() });
+    put(out, "ipn_clickbank", "vector-plaintext-order", IpnInput { flags: 3, secret, rest: plain });
+
+    for (i, v) in vectors["jvzoo_jvzipn"]["vectors"].as_array().unwrap().iter().enumerate() {
+        let secret = v["secret"].as_str().unwrap().to_string();
+        let pairs = fields(&v["fields"]);
+        let mut with: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let unsigned = form(&with);
+        with.push(("cverify", v["cverify"].as_str().unwrap()));
+        put(out, "ipn_jvzoo", &format!("vector{i}-signed"), IpnInput { flags: 0, secret: secret.clone(), rest: form(&with) });
+        put(out, "ipn_jvzoo", &format!("vector{i}-resigned"), IpnInput { flags: 1, secret, rest: unsigned });
+    }
+    for (i, v) in vectors["digistore24"]["vectors"].as_array().unwrap().iter().enumerate() {
+        let secret = v["passphrase"].as_str().unwrap().to_string();
+        let pairs = fields(&v["fields"]);
+        let mut with: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let unsigned = form(&with);
+        with.push(("sha_sign", v["sha_sign"].as_str().unwrap()));
+        put(out, "ipn_digistore24", &format!("vector{i}-signed"), IpnInput { flags: 0, secret: secret.clone(), rest: form(&with) });
+        put(out, "ipn_digistore24", &format!("vector{i}-resigned"), IpnInput { flags: 1, secret, rest: unsigned });
+    }
+
+    // Samples: every type, signed by the sampler (flag 0) and, for the
+    // form formats, without their signature field for the target to sign.
+    for f in Format::ALL {
+        let target = format!("ipn_{}", f.as_str());
+        for (j, tx) in [TxType::Sale, TxType::Rebill, TxType::Refund, TxType::Chargeback, TxType::Other]
+            .into_iter()
+            .enumerate()
+        {
+            for test in [false, true] {
+                let settings = Settings {
+                    format: f,
+                    secret: "s3cret-key-42".into(),
+                    click_id_field: None,
+                    amount: AmountBasis::Commission,
+                    include_tests: false,
+                };
+                let sample = Sample {
+                    tx_type: tx,
+                    test,
+                    click_id: Some(click_id(j as u128)),
+                    receipt: format!("RCPT{j}"),
+                    sequence: "2026-11-21T10:00:00-08:00".into(),
+                    amount: if tx == TxType::Refund { "-12.50".into() } else { "12.50".into() },
+                    iv: *b"526AFD2AE8887CC2",
+                };
+                let (_, body) = ipn::sample(&settings, &sample);
+                let name = format!("sample-{}{}", tx.as_str(), if test { "-test" } else { "" });
+                put(out, &target, &name, IpnInput { flags: 0, secret: settings.secret.clone(), rest: body.clone() });
+                let unsigned = match f {
+                    Format::ClickBank => Some(ipn::clickbank::decrypt(&body, &settings.secret).unwrap().into_bytes()),
+                    _ => {
+                        let sig = match f {
+                            Format::JvZoo => "cverify",
+                            Format::Digistore24 => "sha_sign",
+                            _ => ipn::warriorplus::KEY_FIELD,
+                        };
+                        let kept: Vec<(String, String)> = form_urlencoded::parse(&body)
+                            .filter(|(k, _)| k != sig)
+                            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                            .collect();
+                        let kept: Vec<(&str, &str)> = kept.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                        Some(form(&kept))
+                    }
+                };
+                if let Some(rest) = unsigned {
+                    put(out, &target, &format!("{name}-unsigned"), IpnInput { flags: 1 | 4 | 8, secret: settings.secret.clone(), rest });
+                }
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@
 //! zero, lengths are clamped), so no fuzzer input is wasted on a decode error.
 
 pub mod checks;
+pub mod ipn;
 
 use arbitrary::{Arbitrary, Unstructured};
 

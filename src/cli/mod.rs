@@ -2,6 +2,7 @@
 //! to a running server's admin API (redb allows one process per file).
 
 mod reports;
+mod testfire;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +14,6 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::config::{self, Settings, TokenOrigin};
 use crate::http::server;
-use crate::http::tracking::CLICK_ID_HEADER;
 use crate::util::client::HttpClient;
 
 #[derive(Parser, Debug)]
@@ -102,6 +102,21 @@ pub enum Command {
         #[arg(long)]
         link: Option<String>,
         /// Amount to send (0 = a lead).
+        #[arg(long, default_value = "1.00")]
+        amount: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Click a link of SOURCE through the running server, send a valid IPN
+    /// notification of the source's format (a sale) for that click to
+    /// /ipn/KEY and print a green/red verdict.
+    TestIpn {
+        /// Source ID, key or name.
+        source: String,
+        /// Link slug to click (default: the source's first link).
+        #[arg(long)]
+        link: Option<String>,
+        /// Amount of the sale.
         #[arg(long, default_value = "1.00")]
         amount: String,
         #[command(flatten)]
@@ -529,7 +544,13 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             link,
             amount,
             remote,
-        } => test_postback(&remote, &source, link.as_deref(), &amount).await,
+        } => testfire::test_postback(&remote, &source, link.as_deref(), &amount).await,
+        Command::TestIpn {
+            source,
+            link,
+            amount,
+            remote,
+        } => testfire::test_ipn(&remote, &source, link.as_deref(), &amount).await,
     }
 }
 
@@ -693,110 +714,6 @@ async fn export_conversions(
     .await?;
     out.flush().map_err(w)?;
     Ok(())
-}
-
-/// The "test-fire": one click, one postback, a verdict.
-async fn test_postback(
-    remote: &Remote,
-    source: &str,
-    link: Option<&str>,
-    amount: &str,
-) -> Result<(), String> {
-    let base = remote.server.trim_end_matches('/').to_string();
-    let sources = admin(remote, Method::GET, "/api/v1/sources", None).await?;
-    let src = sources["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| {
-            s["id"].as_u64().is_some_and(|id| id.to_string() == source)
-                || s["key"] == source
-                || s["name"] == source
-        })
-        .cloned()
-        .ok_or_else(|| format!("no source `{source}`; list them with `postbackd source list`"))?;
-    let links = admin(remote, Method::GET, "/api/v1/links", None).await?;
-    let slug = match link {
-        Some(l) => l.to_string(),
-        None => links["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|l| l["source"] == src["id"])
-            .and_then(|l| l["slug"].as_str().map(str::to_string))
-            .ok_or_else(|| {
-                format!(
-                    "source {} has no link; create one with `postbackd link add URL --source {}` or pass --link SLUG",
-                    src["id"], src["id"]
-                )
-            })?,
-    };
-    let http = HttpClient::new();
-    let click = http
-        .send(
-            Method::GET,
-            &format!("{base}/c/{slug}?utm_source=postbackd-test"),
-            &[("user-agent", "postbackd test-postback")],
-            None,
-        )
-        .await?;
-    let Some(click_id) = click.header(CLICK_ID_HEADER).map(str::to_string) else {
-        println!(
-            "\x1b[31mRED\x1b[0m the click on /c/{slug} was answered {} without a click ID: {}",
-            click.status,
-            String::from_utf8_lossy(&click.body)
-        );
-        return Err("test failed".into());
-    };
-    println!(
-        "click {click_id} recorded; redirect: {}",
-        click.header("location").unwrap_or("")
-    );
-    let click_param = src["effective_params"]["click_id"]
-        .as_str()
-        .unwrap_or("click_id");
-    let amount_param = src["effective_params"]["amount"]
-        .as_str()
-        .unwrap_or("amount");
-    let txid = format!("test-{click_id}");
-    let url = format!(
-        "{base}/p/{}?{}",
-        src["key"].as_str().unwrap_or(""),
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair(click_param, &click_id)
-            .append_pair(amount_param, amount)
-            .append_pair("transaction_id", &txid)
-            .append_pair("postbackd_test", "1")
-            .finish()
-    );
-    let pb = http
-        .send(
-            Method::GET,
-            &url,
-            &[("user-agent", "postbackd test-postback")],
-            None,
-        )
-        .await?;
-    let v = pb.json();
-    if pb.status == 200 && v["result"] == "matched" && v["click_id"] == click_id.as_str() {
-        println!(
-            "\x1b[32mGREEN\x1b[0m postback matched click {click_id}: conversion {} ({}, status {})",
-            v["conversion_id"].as_str().unwrap_or(""),
-            v["type"].as_str().unwrap_or(""),
-            v["status"].as_str().unwrap_or("")
-        );
-        Ok(())
-    } else {
-        println!(
-            "\x1b[31mRED\x1b[0m postback answered {} {}: {}",
-            pb.status,
-            v["result"].as_str().or(v["error"].as_str()).unwrap_or(""),
-            v["message"]
-                .as_str()
-                .unwrap_or(&String::from_utf8_lossy(&pb.body))
-        );
-        Err("test failed".into())
-    }
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {

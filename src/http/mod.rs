@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod ipn;
 pub mod metrics;
 pub mod postback;
 pub mod response;
@@ -104,6 +105,8 @@ fn route_label(path: &str) -> &'static str {
         "click"
     } else if path.starts_with("/p/") {
         "postback"
+    } else if path.starts_with("/ipn/") {
+        "ipn"
     } else if path == "/api/v1" || path.starts_with("/api/v1/") {
         "admin"
     } else if path == "/healthz" || path == "/readyz" {
@@ -124,7 +127,9 @@ async fn route_request(
 ) -> Resp {
     let public = surface != Surface::Admin;
     let admin = surface != Surface::Public;
-    let result = if !public && (path.starts_with("/c/") || path.starts_with("/p/")) {
+    let result = if !public
+        && (path.starts_with("/c/") || path.starts_with("/p/") || path.starts_with("/ipn/"))
+    {
         Err(ApiError::not_found(
             "not_found",
             "this is the admin listener; tracking links and postbacks are served on the public address",
@@ -143,6 +148,11 @@ async fn route_request(
         match *req.method() {
             Method::GET | Method::POST => postback::postback(app, peer, req, key).await,
             _ => Err(method_not_allowed("GET or POST")),
+        }
+    } else if let Some(key) = path.strip_prefix("/ipn/") {
+        match *req.method() {
+            Method::POST => ipn::ipn(app, peer, req, key).await,
+            _ => Err(method_not_allowed("POST")),
         }
     } else if path == "/api/v1" || path.starts_with("/api/v1/") {
         admin::handle(app, req, path).await
@@ -169,7 +179,7 @@ async fn route_request(
         Err(ApiError::not_found(
             "not_found",
             format!(
-                "no route for `{}`; tracking links are /c/SLUG, postbacks /p/KEY, the admin API /api/v1",
+                "no route for `{}`; tracking links are /c/SLUG, postbacks /p/KEY, IPN notifications /ipn/KEY, the admin API /api/v1",
                 truncate(path, 64)
             ),
         ))

@@ -52,28 +52,8 @@ pub async fn postback(
             .map(|s| truncate(s, 512).to_string())
     };
 
-    // Read the body up to the limit; past it, keep what the event stores
-    // and stop reading.
     let max = app.config.max_body_bytes;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut too_large = false;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Err(ApiError::bad_request(
-                "bad_body",
-                "the request body could not be read; resend the postback",
-            ));
-        };
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > max {
-                too_large = true;
-                let room = max.saturating_sub(buf.len());
-                buf.extend_from_slice(&data[..room.min(data.len())]);
-                break;
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
+    let (mut buf, too_large) = read_body(&mut body, max).await?;
     let stored_cap = app.config.stored_body_bytes.min(max);
     let body_truncated = too_large || buf.len() > stored_cap;
 
@@ -153,7 +133,33 @@ pub async fn postback(
     Ok(resp)
 }
 
-fn ip_allowed(source: &SourceEntry, ip: std::net::IpAddr) -> bool {
+/// Read a body up to `max` bytes; past it, keep what fits (the event
+/// stores it) and stop reading. Returns the bytes and whether it was over.
+pub(super) async fn read_body(
+    body: &mut Incoming,
+    max: usize,
+) -> Result<(Vec<u8>, bool), ApiError> {
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::bad_request(
+                "bad_body",
+                "the request body could not be read; resend the request",
+            ));
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > max {
+                let room = max.saturating_sub(buf.len());
+                buf.extend_from_slice(&data[..room.min(data.len())]);
+                return Ok((buf, true));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok((buf, false))
+}
+
+pub(super) fn ip_allowed(source: &SourceEntry, ip: std::net::IpAddr) -> bool {
     let ip = net::canonical(ip);
     source.allow_ips.is_empty() || source.allow_ips.iter().any(|n| n.contains(&ip))
 }

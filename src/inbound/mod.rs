@@ -1,8 +1,10 @@
 //! Pure parsing of untrusted inbound requests: query strings and bodies,
-//! postback normalization, network presets, currency codes. No I/O, no
-//! clock: the fuzz targets drive these. Imports only `util`.
+//! postback normalization, IPN notifications (`ipn/`), network presets,
+//! currency codes. No I/O, no clock: the fuzz targets drive these. Imports
+//! only `util`.
 
 pub mod currency;
+pub mod ipn;
 pub mod postback;
 pub mod presets;
 pub mod query;

@@ -35,7 +35,7 @@ pub async fn event(app: &App, id: &str) -> Result<EventRecord, Error> {
     get_record(app, EVENTS, id, "unknown_event").await
 }
 
-/// Conversions newest first; filters `source`, `status`, `matched`,
+/// Conversions newest first; filters `source`, `status`, `matched`, `test`,
 /// `since`, `until`, `cursor`, `limit`.
 pub async fn conversions(app: &App, q: &Query) -> Result<Page<ConversionRecord>, Error> {
     let limit = q.limit()?;
@@ -62,6 +62,19 @@ pub async fn conversions(app: &App, q: &Query) -> Result<Page<ConversionRecord>,
             ));
         }
     };
+    // Networks' test transactions (IPN) are flagged; `test=false` leaves
+    // them out.
+    let test = match q.get("test") {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(Error::invalid(
+                "invalid_filter",
+                "test must be true or false",
+            ));
+        }
+    };
     Ok(app
         .store
         .read(move |rtx| {
@@ -69,6 +82,7 @@ pub async fn conversions(app: &App, q: &Query) -> Result<Page<ConversionRecord>,
                 source.is_none_or(|s| c.source_id == s)
                     && status.is_none_or(|s| c.status == s)
                     && matched.is_none_or(|m| c.matched == m)
+                    && test.is_none_or(|t| c.test == t)
             })
         })
         .await?)

@@ -11,11 +11,12 @@ use super::{Error, double_option, valid_name};
 use crate::app::App;
 use crate::config;
 use crate::inbound::currency;
+use crate::inbound::ipn;
 use crate::inbound::postback::{self, Status};
 use crate::inbound::presets::{self, MacroSyntax};
 use crate::store;
 use crate::store::catalog::SourceEntry;
-use crate::store::records::{self, SourceRecord};
+use crate::store::records::{self, IpnRecord, SourceRecord};
 use crate::util::clock::now_ms;
 use crate::util::text::truncate;
 use crate::util::{ids, signing};
@@ -35,6 +36,111 @@ pub struct SourceIn {
     /// `null` returns the source to the server's default limit.
     #[serde(default, deserialize_with = "double_option")]
     pub rate_limit: Option<Option<RateLimitIn>>,
+    /// `null` removes the IPN receiver.
+    #[serde(default, deserialize_with = "double_option")]
+    pub ipn: Option<Option<IpnIn>>,
+}
+
+/// `"ipn": {"format", "secret", "click_id_field"?, "amount"?, "include_tests"?}`.
+/// The secret may be given as its masked form from a GET to keep it.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct IpnIn {
+    pub format: Option<String>,
+    pub secret: Option<String>,
+    /// `""` returns to the format's default field.
+    pub click_id_field: Option<String>,
+    pub amount: Option<String>,
+    pub include_tests: Option<bool>,
+}
+
+/// Longest accepted IPN secret (ClickBank keys are 16 characters, JVZoo's
+/// and Digistore24's a few dozen).
+const MAX_IPN_SECRET: usize = 256;
+
+impl IpnIn {
+    /// Apply to the source's current IPN settings (`None` = none yet).
+    fn apply(self, current: Option<IpnRecord>) -> Result<IpnRecord, Error> {
+        let invalid = |msg: String| Error::invalid("invalid_ipn", msg);
+        let format = match (self.format, &current) {
+            (Some(f), _) => ipn::Format::parse(&f)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "ipn.format `{}` is not known; use {}",
+                        truncate(&f, 32),
+                        ipn::Format::LIST
+                    ))
+                })?
+                .as_str()
+                .to_string(),
+            (None, Some(c)) => c.format.clone(),
+            (None, None) => {
+                return Err(invalid(format!(
+                    "ipn.format is required: {}",
+                    ipn::Format::LIST
+                )));
+            }
+        };
+        let secret = match (self.secret, &current) {
+            (Some(given), Some(c)) if given == ipn::mask_secret(&c.secret) => c.secret.clone(),
+            (Some(given), _) => {
+                let ok = !given.trim().is_empty()
+                    && given.len() <= MAX_IPN_SECRET
+                    && !given.chars().any(char::is_control)
+                    && given.trim() == given;
+                if !ok {
+                    return Err(invalid(format!(
+                        "ipn.secret must be 1-{MAX_IPN_SECRET} characters without surrounding \
+                         spaces or control characters: copy it from the network's IPN settings"
+                    )));
+                }
+                given
+            }
+            (None, Some(c)) => c.secret.clone(),
+            (None, None) => {
+                return Err(invalid(
+                    "ipn.secret is required: the network's secret key, security key or IPN \
+                     passphrase (see the README, IPN receivers)"
+                        .into(),
+                ));
+            }
+        };
+        let click_id_field = match self.click_id_field {
+            None => current.as_ref().and_then(|c| c.click_id_field.clone()),
+            Some(f) if f.is_empty() => None,
+            Some(f) => {
+                let ok = f.len() <= 64
+                    && f.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b));
+                if !ok {
+                    return Err(invalid(
+                        "ipn.click_id_field must be 1-64 letters, digits, _ - . [ ]".into(),
+                    ));
+                }
+                Some(f)
+            }
+        };
+        let amount = match self.amount {
+            Some(a) => ipn::AmountBasis::parse(&a)
+                .ok_or_else(|| invalid("ipn.amount must be commission or order".into()))?
+                .as_str()
+                .to_string(),
+            None => current
+                .as_ref()
+                .map_or_else(|| "commission".to_string(), |c| c.amount.clone()),
+        };
+        let include_tests = self
+            .include_tests
+            .or(current.as_ref().map(|c| c.include_tests))
+            .unwrap_or(false);
+        Ok(IpnRecord {
+            format,
+            secret,
+            click_id_field,
+            amount,
+            include_tests,
+        })
+    }
 }
 
 /// `"signing": {"secrets": [...], "generate": true, "tolerance_s": 300}`.
@@ -133,6 +239,12 @@ impl SourceIn {
                     }
                     Some((r.per_second, burst))
                 }
+            };
+        }
+        if let Some(i) = self.ipn {
+            rec.ipn = match i {
+                None => None,
+                Some(i) => Some(i.apply(rec.ipn.take())?),
             };
         }
         if let Some(n) = self.name {
@@ -272,6 +384,7 @@ pub async fn create(app: &App, input: SourceIn) -> Result<Saved, Error> {
         signing_tolerance_s: signing::DEFAULT_TOLERANCE_S,
         allow_ips: Vec::new(),
         rate_limit: None,
+        ipn: None,
     };
     let new_secrets = input.apply(&mut rec)?;
     let entry = app
@@ -316,4 +429,50 @@ pub async fn delete(app: &App, id: u64) -> Result<(), Error> {
         })
         .await?;
     if removed { Ok(()) } else { Err(unknown(id)) }
+}
+
+/// Body of `POST /api/v1/sources/{id}/ipn-sample`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SampleIn {
+    pub click_id: String,
+    pub amount: Option<String>,
+}
+
+/// A valid notification of the source's IPN format for a click, signed or
+/// encrypted with its secret (`postbackd test-ipn`): (content type, body).
+/// A sale with receipt `test-<click ID>`.
+pub fn ipn_sample(app: &App, id: u64, input: SampleIn) -> Result<(&'static str, Vec<u8>), Error> {
+    let entry = get(app, id)?;
+    let Some(settings) = &entry.ipn else {
+        return Err(Error::invalid(
+            "ipn_not_configured",
+            "this source has no IPN settings; set \"ipn\": {\"format\", \"secret\"} first",
+        ));
+    };
+    let click_id = ids::normalize_click_id(&input.click_id);
+    if click_id.is_empty() || click_id.len() > ids::MAX_CLICK_ID_LEN {
+        return Err(Error::invalid(
+            "invalid_click_id",
+            "click_id must be a click ID",
+        ));
+    }
+    let amount = input.amount.unwrap_or_else(|| "1.00".into());
+    postback::parse_amount(&amount)
+        .map_err(|why| Error::invalid("invalid_amount", format!("amount: {why}")))?;
+    // ClickBank's IVs are 16 ASCII characters; 8 random bytes in hex.
+    let mut iv = [0u8; 16];
+    for (d, h) in iv.iter_mut().zip(ids::random_hex(8).bytes()) {
+        *d = h;
+    }
+    let sample = ipn::Sample {
+        tx_type: ipn::TxType::Sale,
+        test: false,
+        click_id: Some(click_id.clone()),
+        receipt: format!("test-{click_id}"),
+        sequence: "1".into(),
+        amount,
+        iv,
+    };
+    Ok(ipn::sample(settings, &sample))
 }

@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use super::records::{DestinationRecord, LinkRecord, SourceRecord};
+use super::records::{DestinationRecord, IpnRecord, LinkRecord, SourceRecord};
+use crate::inbound::ipn;
 use crate::inbound::postback::{Mapping, Status};
 use crate::inbound::presets;
 
@@ -24,6 +25,8 @@ pub struct SourceEntry {
     pub signing_keys: Vec<Vec<u8>>,
     /// Parsed `rec.allow_ips`; empty = any client.
     pub allow_ips: Vec<ipnet::IpNet>,
+    /// `rec.ipn` as the decoders take it; `None` = no IPN receiver.
+    pub ipn: Option<ipn::Settings>,
 }
 
 impl SourceEntry {
@@ -40,14 +43,28 @@ impl SourceEntry {
             .iter()
             .filter_map(|n| n.parse().ok())
             .collect();
+        let ipn = rec.ipn.as_ref().and_then(ipn_settings);
         SourceEntry {
             id,
             rec,
             mapping,
             signing_keys,
             allow_ips,
+            ipn,
         }
     }
+}
+
+/// The decoder's settings from a stored record (validated by the admin
+/// API before it was stored; an unknown format reads as no receiver).
+pub fn ipn_settings(r: &IpnRecord) -> Option<ipn::Settings> {
+    Some(ipn::Settings {
+        format: ipn::Format::parse(&r.format)?,
+        secret: r.secret.clone(),
+        click_id_field: r.click_id_field.clone(),
+        amount: ipn::AmountBasis::parse(&r.amount).unwrap_or_default(),
+        include_tests: r.include_tests,
+    })
 }
 
 /// Preset first, then the source's own overrides.

@@ -67,6 +67,23 @@ pub struct SourceRecord {
     /// Per-source rate limit (per second, burst); `None` = the server default.
     #[serde(default)]
     pub rate_limit: Option<(u32, u32)>,
+    /// IPN receiver settings (`/ipn/{key}`); `None` = postbacks only.
+    #[serde(default)]
+    pub ipn: Option<IpnRecord>,
+}
+
+/// A source's IPN settings. The secret is never logged; the API shows it
+/// masked.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IpnRecord {
+    /// `clickbank`, `jvzoo`, `warriorplus` or `digistore24`.
+    pub format: String,
+    pub secret: String,
+    pub click_id_field: Option<String>,
+    /// `commission` or `order`.
+    pub amount: String,
+    /// Forward test transactions too.
+    pub include_tests: bool,
 }
 
 fn default_tolerance() -> u64 {
@@ -232,9 +249,13 @@ pub struct ConversionRecord {
     /// was created.
     #[serde(default)]
     pub rollup_cost: Option<super::rollup::ConversionCost>,
-    /// A network's test transaction: stored, left out of reports.
+    /// A network's test transaction (IPN): stored, left out of reports,
+    /// not forwarded unless the source includes tests.
     #[serde(default)]
     pub test: bool,
+    /// For a rebill: the conversion of the original sale.
+    #[serde(default)]
+    pub original_id: Option<String>,
 }
 
 impl Record for ConversionRecord {
@@ -265,6 +286,14 @@ pub struct EventRecord {
     pub click_id: Option<String>,
     /// The event this one re-processed.
     pub replay_of: Option<String>,
+    /// What the request decoded to, when the raw body is not readable on
+    /// its own (ClickBank's decrypted JSON).
+    #[serde(default)]
+    pub decoded: Option<String>,
+    /// An IPN request that passed its network's authentication (a replay
+    /// of a stored request whose secret was redacted relies on it).
+    #[serde(default)]
+    pub authenticated: bool,
 }
 
 impl Record for EventRecord {
@@ -451,6 +480,77 @@ mod tests {
         );
         set_unique(&mut bytes, false);
         assert_eq!(decode::<ClickRecord>(&bytes).unwrap(), c);
+    }
+
+    /// A source and an event written before the IPN fields were appended
+    /// still decode, with their defaults.
+    #[test]
+    fn records_without_the_ipn_fields_decode() {
+        #[derive(Serialize, Deserialize)]
+        struct SourceBefore {
+            name: String,
+            key: String,
+            preset: Option<String>,
+            params: Vec<(String, String)>,
+            status_map: Vec<(String, String)>,
+            default_currency: String,
+            macro_syntax: Option<String>,
+            created_ms: u64,
+            signing_secrets: Vec<String>,
+            signing_tolerance_s: u64,
+            allow_ips: Vec<String>,
+            rate_limit: Option<(u32, u32)>,
+        }
+        impl Record for SourceBefore {
+            const VERSION: u8 = 1;
+            const KIND: &'static str = "source";
+        }
+        let old = SourceBefore {
+            name: "n".into(),
+            key: "k".into(),
+            preset: None,
+            params: vec![],
+            status_map: vec![],
+            default_currency: "USD".into(),
+            macro_syntax: None,
+            created_ms: 1,
+            signing_secrets: vec![],
+            signing_tolerance_s: 300,
+            allow_ips: vec![],
+            rate_limit: Some((1, 2)),
+        };
+        let s: SourceRecord = decode(&encode(&old)).unwrap();
+        assert_eq!((s.rate_limit, s.ipn), (Some((1, 2)), None));
+        let ev = EventRecord {
+            source_id: 1,
+            ms: 2,
+            method: "GET".into(),
+            path: "/p/k".into(),
+            query: String::new(),
+            content_type: None,
+            body: vec![],
+            body_truncated: false,
+            remote_ip: "192.0.2.1".into(),
+            user_agent: None,
+            http_status: 200,
+            result: "matched".into(),
+            message: None,
+            conversion_id: None,
+            click_id: None,
+            replay_of: None,
+            decoded: None,
+            authenticated: false,
+        };
+        // The same event without its last two fields, as an old build wrote
+        // it: an array of 16 instead of 18 (`nil`, `false` dropped).
+        let mut bytes = encode(&ev);
+        assert_eq!(&bytes[1..4], &[0xdc, 0x00, 18]);
+        assert_eq!(&bytes[bytes.len() - 2..], &[0xc0, 0xc2]);
+        bytes.truncate(bytes.len() - 2);
+        bytes[3] = 16;
+        let back: EventRecord = decode(&bytes).unwrap();
+        assert_eq!((back.decoded, back.authenticated), (None, false));
+        assert_eq!(back.path, "/p/k");
     }
 
     /// A delivery written before `retry_requested` and `superseded_ms`

@@ -592,7 +592,7 @@ pub fn contribution(c: &ConversionRecord, status: &str) -> Vec<(String, Counters
 }
 
 /// The dimension values a conversion is counted under: its click's, with
-/// the event name (or, unmatched, only its source and event).
+/// its own source and event name (unmatched: only those two).
 pub fn conversion_dims(c: &ConversionRecord, click: Option<&ClickRecord>) -> Vec<String> {
     let event = c
         .event
@@ -607,6 +607,9 @@ pub fn conversion_dims(c: &ConversionRecord, click: Option<&ClickRecord>) -> Vec
             d
         }
     };
+    // The network that reported it, even when its link names no source
+    // (or another one): revenue belongs to who pays it.
+    d[0] = c.source_id.to_string();
     d[EVENT] = cut(&event).to_string();
     d
 }

@@ -70,6 +70,8 @@ pub struct RequestMetrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     /// postback result (`matched`, …, or an error code) -> count.
     postbacks: Mutex<BTreeMap<String, u64>>,
+    /// (IPN format, result) -> count.
+    ipns: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
 impl RequestMetrics {
@@ -90,6 +92,15 @@ impl RequestMetrics {
         }
     }
 
+    pub fn ipn(&self, format: &'static str, result: &str) {
+        let mut m = lock(&self.ipns);
+        let key = (format, result.to_string());
+        // Formats and results are small closed sets; cap anyway.
+        if m.len() < 256 || m.contains_key(&key) {
+            *m.entry(key).or_default() += 1;
+        }
+    }
+
     pub fn render(&self, out: &mut String) {
         let _ = writeln!(
             out,
@@ -107,6 +118,16 @@ impl RequestMetrics {
         );
         for (result, n) in lock(&self.postbacks).iter() {
             let _ = writeln!(out, "postbackd_postbacks_total{{result=\"{result}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP postbackd_ipn_total IPN notifications by format and result (matched, duplicate, updated, unmatched, ignored, or the error code).\n# TYPE postbackd_ipn_total counter"
+        );
+        for ((format, result), n) in lock(&self.ipns).iter() {
+            let _ = writeln!(
+                out,
+                "postbackd_ipn_total{{format=\"{format}\",result=\"{result}\"}} {n}"
+            );
         }
     }
 }

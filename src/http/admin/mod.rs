@@ -42,6 +42,7 @@ pub async fn handle(app: &App, req: Request<Incoming>, path: &str) -> Result<Res
         (&Method::GET, ["sources", id]) => sources::get(app, id),
         (&Method::PATCH, ["sources", id]) => sources::update(app, id, req).await,
         (&Method::DELETE, ["sources", id]) => sources::delete(app, id).await,
+        (&Method::POST, ["sources", id, "ipn-sample"]) => sources::ipn_sample(app, id, req).await,
         (&Method::GET, ["links"]) => Ok(links::list(app)),
         (&Method::POST, ["links"]) => links::create(app, req).await,
         (&Method::GET, ["links", slug]) => links::get(app, slug),

@@ -63,3 +63,15 @@ pub async fn delete(app: &App, id: &str) -> Result<Resp, ApiError> {
     sources::delete(app, parse_id(id)?).await?;
     Ok(no_content())
 }
+
+/// `POST /sources/{id}/ipn-sample {"click_id", "amount"?}`: a valid
+/// notification of the source's IPN format (what `postbackd test-ipn`
+/// sends to `/ipn/{key}`).
+pub async fn ipn_sample(app: &App, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let id = parse_id(id)?;
+    let (content_type, bytes) = sources::ipn_sample(app, id, body(req).await?)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"content_type": content_type, "body": String::from_utf8_lossy(&bytes)}),
+    ))
+}

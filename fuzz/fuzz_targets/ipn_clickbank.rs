@@ -1,0 +1,10 @@
+//! ClickBank INS: envelope, AES-256-CBC, the decrypted JSON (`postbackd_fuzz::ipn`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use postbackd::inbound::ipn::Format;
+use postbackd_fuzz::ipn::IpnInput;
+
+fuzz_target!(|input: IpnInput| {
+    postbackd_fuzz::ipn::check_ipn(Format::ClickBank, &input);
+});
