@@ -193,7 +193,11 @@ async fn full_cycle(format: Format) {
     assert_eq!(v["conversion_id"], conv2);
     assert_eq!(conversion(&s, &conv2).await["status"], "chargeback");
 
-    // A test transaction: stored flagged, not forwarded.
+    // A test transaction: stored flagged, not forwarded, not in reports.
+    let report_before = s
+        .admin(Method::GET, "/api/v1/reports?group_by=source", None)
+        .await
+        .json();
     let before = s
         .admin(Method::GET, "/api/v1/deliveries?limit=500", None)
         .await
@@ -215,6 +219,17 @@ async fn full_cycle(format: Format) {
         .unwrap()
         .len();
     assert_eq!(before, after, "a test transaction was forwarded");
+    let report_after = s
+        .admin(Method::GET, "/api/v1/reports?group_by=source", None)
+        .await
+        .json();
+    // Its click counts (a real visit), its sale does not.
+    for m in ["conversions", "revenue", "refunds", "purchases"] {
+        assert_eq!(
+            report_after["totals"][m], report_before["totals"][m],
+            "a test transaction counted in reports ({m}): {report_after}"
+        );
+    }
     // Sale, rebill, refund and chargeback were (the filter takes all three statuses).
     assert!(before >= 4, "{before} deliveries");
     let tests_only = s
