@@ -15,7 +15,7 @@ use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use hyper::{Request, Response, StatusCode};
 
 use super::error::ApiError;
-use super::postback::{ip_allowed, read_body};
+use super::postback::{admit, ip_allowed, read_body};
 use super::{Resp, full, json_response, truncate};
 use crate::app::App;
 use crate::inbound::ipn::{self, Reply};
@@ -28,20 +28,8 @@ pub async fn ipn(
     req: Request<Incoming>,
     key: &str,
 ) -> Result<Resp, ApiError> {
-    let ip = crate::util::net::client_ip(peer.ip(), req.headers(), &app.config.trusted_proxies);
-    app.rate
-        .check_postback_ip(ip)
-        .map_err(ApiError::rate_limited)?;
-    let catalog = app.store.catalog();
-    let Some(source) = catalog.source_by_key(key) else {
-        return Err(ApiError::not_found(
-            "unknown_source",
-            "no source with this key; copy the ipn_url again from GET /api/v1/sources",
-        ));
-    };
-    app.rate
-        .check_source(source)
-        .map_err(ApiError::rate_limited)?;
+    let (ip, source) = admit(app, peer, &req, key, "the ipn_url")?;
+    let source = &*source;
     let now = crate::util::clock::now_ms();
     let (parts, mut body) = req.into_parts();
     let header = |name| {

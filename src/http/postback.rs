@@ -28,20 +28,8 @@ pub async fn postback(
     req: Request<Incoming>,
     key: &str,
 ) -> Result<Resp, ApiError> {
-    let ip = net::client_ip(peer.ip(), req.headers(), &app.config.trusted_proxies);
-    app.rate
-        .check_postback_ip(ip)
-        .map_err(ApiError::rate_limited)?;
-    let catalog = app.store.catalog();
-    let Some(source) = catalog.source_by_key(key) else {
-        return Err(ApiError::not_found(
-            "unknown_source",
-            "no source with this key; copy the postback URL again from GET /api/v1/sources",
-        ));
-    };
-    app.rate
-        .check_source(source)
-        .map_err(ApiError::rate_limited)?;
+    let (ip, source) = admit(app, peer, &req, key, "the postback URL")?;
+    let source = &*source;
     let now = crate::util::clock::now_ms();
     let (parts, mut body) = req.into_parts();
     let header = |name| {
@@ -135,6 +123,38 @@ pub async fn postback(
 
 /// Read a body up to `max` bytes; past it, keep what fits (the event
 /// stores it) and stop reading. Returns the bytes and whether it was over.
+/// The gate of a keyed public endpoint (`/p/`, `/ipn/`): the client IP
+/// (behind trusted proxies), the per-IP limit, the source by its key, the
+/// per-source limit. `what` names the URL to copy again when the key is
+/// unknown.
+pub(super) fn admit(
+    app: &App,
+    peer: SocketAddr,
+    req: &Request<Incoming>,
+    key: &str,
+    what: &str,
+) -> Result<(std::net::IpAddr, std::sync::Arc<SourceEntry>), ApiError> {
+    let ip = net::client_ip(peer.ip(), req.headers(), &app.config.trusted_proxies);
+    app.rate
+        .check_postback_ip(ip)
+        .map_err(ApiError::rate_limited)?;
+    let source = app
+        .store
+        .catalog()
+        .source_by_key(key)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_source",
+                format!("no source with this key; copy {what} again from GET /api/v1/sources"),
+            )
+        })?;
+    app.rate
+        .check_source(&source)
+        .map_err(ApiError::rate_limited)?;
+    Ok((ip, source))
+}
+
 pub(super) async fn read_body(
     body: &mut Incoming,
     max: usize,
