@@ -14,10 +14,9 @@ use serde_json::Value;
 use sha1::{Digest, Sha1};
 
 use super::{
-    Format, Notification, Rejection, Request, Sample, Settings, TxType, amount_field,
-    bad_signature, click_candidate, currency_field, missing, text_field, unknown_type,
+    Format, Notification, Rejection, Request, Sample, Settings, TxType, bad_signature,
+    chosen_amount, click_candidate, currency_field, missing, text_field, unknown_type,
 };
-use crate::inbound::ipn::AmountBasis;
 use crate::inbound::query::Limits;
 
 type Decryptor = cbc::Decryptor<aes::Aes256>;
@@ -168,20 +167,13 @@ pub fn decode(
             }
         }
     }
-    let (primary, fallback) = match settings.amount {
-        AmountBasis::Commission => ("totalAccountAmount", "totalOrderAmount"),
-        AmountBasis::Order => ("totalOrderAmount", "totalAccountAmount"),
-    };
-    let (field, raw_amount) = match json.get(primary).and_then(scalar) {
-        Some(a) => (primary, Some(a)),
-        None => (fallback, json.get(fallback).and_then(scalar)),
-    };
-    if let Some(a) = raw_amount {
-        n.amount = amount_field(F, field, &a, tx)?;
-    }
-    if matches!(tx, TxType::Sale | TxType::Rebill) && n.amount.is_none() {
-        return Err(missing(F, primary, "the amount"));
-    }
+    n.amount = chosen_amount(
+        F,
+        settings.amount,
+        ("totalAccountAmount", "totalOrderAmount"),
+        tx,
+        |k| json.get(k).and_then(scalar),
+    )?;
     n.currency = currency_field(F, "currency", json.get("currency").and_then(Value::as_str))?;
     let address = json
         .pointer("/customer/billing/address")
@@ -247,6 +239,7 @@ pub fn sample(settings: &Settings, s: &Sample) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inbound::ipn::AmountBasis;
     use crate::inbound::ipn::{Auth, decode as decode_any};
 
     fn vectors() -> Value {
@@ -254,13 +247,7 @@ mod tests {
     }
 
     fn settings(secret: &str) -> Settings {
-        Settings {
-            format: Format::ClickBank,
-            secret: secret.into(),
-            click_id_field: None,
-            amount: AmountBasis::Commission,
-            include_tests: false,
-        }
+        crate::inbound::ipn::test_settings(Format::ClickBank, secret)
     }
 
     #[test]

@@ -12,9 +12,9 @@
 use sha2::{Digest, Sha512};
 
 use super::{
-    AmountBasis, Fields, Format, Notification, Rejection, Request, Sample, Settings, TxType,
-    amount_field, bad_signature, click_candidate, currency_field, form, form_params, hex_upper,
-    missing, secret_eq, text_field, unknown_type,
+    Fields, Format, Notification, Rejection, Request, Sample, Settings, TxType, bad_signature,
+    chosen_amount, click_candidate, currency_field, form, form_params, hex_upper, missing,
+    secret_eq, text_field, unknown_type,
 };
 use crate::inbound::query::{Limits, Param};
 
@@ -123,21 +123,13 @@ pub fn decode(
             .find_map(|k| f.text(k))
             .and_then(click_candidate),
     );
-    let (primary, fallback) = match settings.amount {
-        AmountBasis::Commission => ("amount_affiliate", "amount_brutto"),
-        AmountBasis::Order => ("amount_brutto", "amount_affiliate"),
-    };
-    let field = if f.text(primary).is_some() {
-        primary
-    } else {
-        fallback
-    };
-    if let Some(a) = f.get(field) {
-        n.amount = amount_field(F, field, a, tx)?;
-    }
-    if matches!(tx, TxType::Sale | TxType::Rebill) && n.amount.is_none() {
-        return Err(missing(F, primary, "the amount"));
-    }
+    n.amount = chosen_amount(
+        F,
+        settings.amount,
+        ("amount_affiliate", "amount_brutto"),
+        tx,
+        |k| f.text(k).map(str::to_string),
+    )?;
     n.currency = currency_field(F, "currency", f.get("currency"))?;
     n.country = text_field(F, "address_country", f.get("address_country"))?;
     n.state = text_field(F, "address_state", f.get("address_state"))?;
@@ -194,13 +186,7 @@ mod tests {
     use crate::inbound::ipn::{Auth, decode as decode_any};
 
     fn settings(secret: &str) -> Settings {
-        Settings {
-            format: F,
-            secret: secret.into(),
-            click_id_field: None,
-            amount: AmountBasis::Commission,
-            include_tests: false,
-        }
+        crate::inbound::ipn::test_settings(F, secret)
     }
 
     #[test]

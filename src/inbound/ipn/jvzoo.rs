@@ -164,16 +164,10 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::inbound::ipn::{AmountBasis, Auth, decode as decode_any};
+    use crate::inbound::ipn::{Auth, decode as decode_any};
 
     fn settings(secret: &str) -> Settings {
-        Settings {
-            format: F,
-            secret: secret.into(),
-            click_id_field: None,
-            amount: AmountBasis::Commission,
-            include_tests: false,
-        }
+        crate::inbound::ipn::test_settings(F, secret)
     }
 
     fn field_pairs(v: &Value) -> Vec<(String, String)> {

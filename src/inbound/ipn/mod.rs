@@ -484,6 +484,47 @@ fn text_field(format: Format, field: &str, v: Option<&str>) -> Result<Option<Str
     Ok(Some(v.to_string()))
 }
 
+/// The settings most decoder tests use: commission amounts, no tests
+/// forwarded, the format's own click ID field.
+#[cfg(test)]
+fn test_settings(format: Format, secret: &str) -> Settings {
+    Settings {
+        format,
+        secret: secret.into(),
+        click_id_field: None,
+        amount: AmountBasis::Commission,
+        include_tests: false,
+    }
+}
+
+/// The amount the source's `amount` setting chooses: the commission or the
+/// order field, the other when the chosen one is absent; required for a sale
+/// or a rebill. `lookup` gives a field's value when the notification has it.
+fn chosen_amount(
+    format: Format,
+    basis: AmountBasis,
+    (commission, order): (&'static str, &'static str),
+    tx: TxType,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Decimal>, Rejection> {
+    let (primary, fallback) = match basis {
+        AmountBasis::Commission => (commission, order),
+        AmountBasis::Order => (order, commission),
+    };
+    let (field, raw) = match lookup(primary) {
+        Some(v) => (primary, Some(v)),
+        None => (fallback, lookup(fallback)),
+    };
+    let amount = match raw {
+        Some(v) => amount_field(format, field, &v, tx)?,
+        None => None,
+    };
+    if matches!(tx, TxType::Sale | TxType::Rebill) && amount.is_none() {
+        return Err(missing(format, primary, "the amount"));
+    }
+    Ok(amount)
+}
+
 /// Parse an amount. Refunds and chargebacks may carry the reversal as a
 /// negative or zero amount: the sign is dropped for them, never refused.
 fn amount_field(

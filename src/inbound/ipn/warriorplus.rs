@@ -9,9 +9,9 @@
 //! it replaced by `[redacted]` ([`redact`]).
 
 use super::{
-    AmountBasis, Auth, Fields, Format, Notification, REDACTED, Rejection, Request, Sample,
-    Settings, TxType, amount_field, bad_signature, click_candidate, currency_field, form,
-    form_params, missing, secret_eq, text_field, unknown_type,
+    Auth, Fields, Format, Notification, REDACTED, Rejection, Request, Sample, Settings, TxType,
+    bad_signature, chosen_amount, click_candidate, currency_field, form, form_params, missing,
+    secret_eq, text_field, unknown_type,
 };
 use crate::inbound::query::Limits;
 
@@ -75,21 +75,13 @@ pub fn decode(
     let click_field = settings.click_id_field.as_deref().unwrap_or("WP_SID");
     n.click_ids
         .extend(f.text(click_field).and_then(click_candidate));
-    let (primary, fallback) = match settings.amount {
-        AmountBasis::Commission => ("WP_SALE_EARNINGS_AFF", "WP_SALE_AMOUNT"),
-        AmountBasis::Order => ("WP_SALE_AMOUNT", "WP_SALE_EARNINGS_AFF"),
-    };
-    let field = if f.text(primary).is_some() {
-        primary
-    } else {
-        fallback
-    };
-    if let Some(a) = f.get(field) {
-        n.amount = amount_field(F, field, a, tx)?;
-    }
-    if matches!(tx, TxType::Sale | TxType::Rebill) && n.amount.is_none() {
-        return Err(missing(F, primary, "the amount"));
-    }
+    n.amount = chosen_amount(
+        F,
+        settings.amount,
+        ("WP_SALE_EARNINGS_AFF", "WP_SALE_AMOUNT"),
+        tx,
+        |k| f.text(k).map(str::to_string),
+    )?;
     n.currency = currency_field(F, "WP_SALE_CURRENCY", f.get("WP_SALE_CURRENCY"))?;
     n.country = text_field(F, "WP_BUYER_COUNTRY", f.get("WP_BUYER_COUNTRY"))?;
     for (k, name) in [
@@ -159,13 +151,7 @@ mod tests {
     use crate::inbound::ipn::decode as decode_any;
 
     fn settings() -> Settings {
-        Settings {
-            format: F,
-            secret: "wp-key-123".into(),
-            click_id_field: None,
-            amount: AmountBasis::Commission,
-            include_tests: false,
-        }
+        crate::inbound::ipn::test_settings(F, "wp-key-123")
     }
 
     fn req(body: &[u8]) -> Request<'_> {
