@@ -12,6 +12,7 @@ pub mod postback;
 pub mod response;
 pub mod server;
 pub mod tracking;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,6 +114,8 @@ fn route_label(path: &str) -> &'static str {
         "health"
     } else if path == "/metrics" {
         "metrics"
+    } else if ui::owns(path) {
+        "dashboard"
     } else {
         "other"
     }
@@ -156,6 +159,8 @@ async fn route_request(
         }
     } else if path == "/api/v1" || path.starts_with("/api/v1/") {
         admin::handle(app, req, path).await
+    } else if admin && ui::owns(path) {
+        return ui::handle(app, peer, req, path).await;
     } else if path == "/healthz" {
         Ok(json_response(
             StatusCode::OK,

@@ -13,6 +13,7 @@ pub mod query;
 pub mod records;
 pub mod reports;
 pub mod sources;
+pub mod users;
 
 use serde::Deserialize;
 

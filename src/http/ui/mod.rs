@@ -1,0 +1,132 @@
+//! The dashboard: server-rendered pages under `/ui/`, signed in with a
+//! user and a session (see `session`). Pages call the same `manage`
+//! operations and report queries the JSON API calls; none calls the API
+//! over HTTP or carries a copy of its logic. Every page reads without
+//! JavaScript; `static/app.js` adds copy buttons, confirmations and the
+//! live postback log.
+//!
+//! This file routes: assets (no session needed), the session pages
+//! (`/login`, `/logout`, `/setup/...`), then every `/ui/` page behind a
+//! session, with the CSRF token checked on every POST and changes refused
+//! to viewers before any page code runs.
+
+pub mod assets;
+pub mod form;
+pub mod layout;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use maud::html;
+
+use crate::app::App;
+use crate::http::Resp;
+use form::Form;
+use layout::{bare, respond, see_other};
+use session::Viewer;
+
+/// Whether the dashboard serves `path` (so the router sends it here).
+pub fn owns(path: &str) -> bool {
+    path == "/" || path == "/ui" || path.starts_with("/ui/") || session::owns(path)
+}
+
+pub async fn handle(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>, path: &str) -> Resp {
+    if let Some(name) = path.strip_prefix("/ui/assets/") {
+        return assets::serve(name).unwrap_or_else(|| {
+            problem(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "This file is not part of this build of postbackd.",
+            )
+        });
+    }
+    if session::owns(path) {
+        return session::handle(app, peer, req, path).await;
+    }
+    if path == "/" || path == "/ui" || path == "/ui/" {
+        return see_other("/ui/overview");
+    }
+    let Some(viewer) = session::current(app, req.headers()).await else {
+        return see_other(&format!(
+            "/login?next={}",
+            form::encode(&path_and_query(&req))
+        ));
+    };
+    let method = req.method().clone();
+    match method {
+        Method::GET | Method::HEAD => {
+            let query = req.uri().query().unwrap_or("").to_string();
+            get(app, &viewer, path, &Form::from_query(&query)).await
+        }
+        Method::POST => {
+            let form = match Form::read(req).await {
+                Ok(f) => f,
+                Err(resp) => return resp,
+            };
+            if !viewer.csrf_ok(form.get("csrf")) {
+                return problem(
+                    StatusCode::FORBIDDEN,
+                    "This form has expired",
+                    "The page was open too long or from an old session, so the change was not made. \
+                     Go back, reload the page and submit it again.",
+                );
+            }
+            if !viewer.is_admin() {
+                return problem(
+                    StatusCode::FORBIDDEN,
+                    "Viewers cannot change anything",
+                    "You are signed in as a viewer: nothing was changed. Ask an admin to make this change \
+                     or to give you the admin role.",
+                );
+            }
+            post(app, &viewer, path, &form).await
+        }
+        _ => problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "The dashboard answers GET and POST only.",
+        ),
+    }
+}
+
+fn path_and_query(req: &Request<Incoming>) -> String {
+    req.uri()
+        .path_and_query()
+        .map_or_else(|| "/ui/overview".to_string(), |pq| pq.as_str().to_string())
+}
+
+async fn get(_app: &Arc<App>, _viewer: &Viewer, _path: &str, _q: &Form) -> Resp {
+    not_found()
+}
+
+async fn post(_app: &Arc<App>, _viewer: &Viewer, _path: &str, _form: &Form) -> Resp {
+    not_found()
+}
+
+fn not_found() -> Resp {
+    problem(
+        StatusCode::NOT_FOUND,
+        "No such page",
+        "This address is not a page of the dashboard. Use the navigation above.",
+    )
+}
+
+/// A page that explains a refusal: what happened and what to do.
+pub fn problem(status: StatusCode, title: &str, sentence: &str) -> Resp {
+    respond(
+        status,
+        bare(
+            title,
+            html! {
+                div.panel {
+                    h1 { (title) }
+                    p { (sentence) }
+                    p { a href="/ui/overview" { "Back to the dashboard" } }
+                }
+            },
+        ),
+    )
+}
