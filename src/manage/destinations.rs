@@ -336,3 +336,19 @@ pub async fn retry(app: &App, id: &str) -> Result<outbox::RetryOutcome, Error> {
             )
         })
 }
+
+/// The outbox: deliveries waiting and when the oldest was queued.
+pub async fn queue(app: &App, now_ms: u64) -> Result<(u64, Option<u64>), Error> {
+    Ok(app
+        .store
+        .read(move |rtx| crate::forward::worker::queue_stats(rtx, now_ms))
+        .await?)
+}
+
+/// A destination's delivery counts since the server started:
+/// (delivered, retried, dead).
+pub fn counters(app: &App, id: u64) -> (u64, u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = app.forwarder.counters_for(id);
+    (c.delivered.load(Relaxed), c.retried.load(Relaxed), c.dead.load(Relaxed))
+}

@@ -70,13 +70,21 @@ impl Query {
             .transpose()
     }
 
-    /// Key range of a newest-first listing: `since` <= time < `until`, and
-    /// strictly before `cursor`.
+    /// Key range of a newest-first listing: `since` <= time < `until`,
+    /// strictly before `cursor` and strictly after `after`.
     pub fn range_bounds(&self) -> Result<(String, Option<String>), Error> {
-        let lo = self
+        let mut lo = self
             .time("since")?
             .map(ids::lower_bound)
             .unwrap_or_default();
+        // `after`: only keys newer than this one (a live log's next poll).
+        // The smallest key greater than it is itself plus a NUL byte.
+        if let Some(after) = self.get("after") {
+            let next = format!("{after}\0");
+            if next > lo {
+                lo = next;
+            }
+        }
         let until = self.time("until")?.map(ids::lower_bound);
         let cursor = self.get("cursor").map(str::to_string);
         let hi = match (until, cursor) {

@@ -74,6 +74,33 @@ fn parse_bound(name: &str, v: &str) -> Result<Bound, Error> {
     ))
 }
 
+/// The named ranges the dashboard offers: `(name, label)`.
+pub const PRESETS: [(&str, &str); 5] = [
+    ("today", "Today"),
+    ("yesterday", "Yesterday"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("month", "This month"),
+];
+
+/// A named range as its first and last day in `tz` (both inclusive), as
+/// `from`/`to` take them.
+pub fn preset(name: &str, tz: &TimeZone, now_ms: u64) -> Option<(Date, Date)> {
+    let today = Timestamp::from_millisecond(now_ms as i64)
+        .ok()?
+        .to_zoned_datetime(tz.clone())
+        .date();
+    let back = |days: i64| today.checked_sub(jiff::Span::new().days(days)).ok();
+    match name {
+        "today" => Some((today, today)),
+        "yesterday" => back(1).map(|d| (d, d)),
+        "7d" => back(6).map(|d| (d, today)),
+        "30d" => back(29).map(|d| (d, today)),
+        "month" => Some((today.first_of_month(), today)),
+        _ => None,
+    }
+}
+
 /// Resolve `from`/`to` in `tz`; defaults: the last 7 days including today.
 pub fn resolve(
     from: Option<&str>,
@@ -171,6 +198,22 @@ mod tests {
 
     fn ms(s: &str) -> u64 {
         s.parse::<Timestamp>().unwrap().as_millisecond() as u64
+    }
+
+    #[test]
+    fn presets_are_days_in_the_zone() {
+        let tz = zone("Asia/Kolkata").unwrap();
+        // 19:00 UTC on 30 November is already 1 December in Kolkata.
+        let now = ms("2026-11-30T19:00:00Z");
+        let d = |s: &str| s.parse::<Date>().unwrap();
+        assert_eq!(preset("today", &tz, now), Some((d("2026-12-01"), d("2026-12-01"))));
+        assert_eq!(preset("yesterday", &tz, now), Some((d("2026-11-30"), d("2026-11-30"))));
+        assert_eq!(preset("7d", &tz, now), Some((d("2026-11-25"), d("2026-12-01"))));
+        assert_eq!(preset("30d", &tz, now), Some((d("2026-11-02"), d("2026-12-01"))));
+        assert_eq!(preset("month", &tz, now), Some((d("2026-12-01"), d("2026-12-01"))));
+        let utc = zone("UTC").unwrap();
+        assert_eq!(preset("month", &utc, now), Some((d("2026-11-01"), d("2026-11-30"))));
+        assert_eq!(preset("custom", &utc, now), None);
     }
 
     #[test]

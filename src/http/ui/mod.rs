@@ -11,8 +11,12 @@
 //! to viewers before any page code runs.
 
 pub mod assets;
+pub mod chart;
 pub mod form;
 pub mod layout;
+pub mod overview;
+pub mod postbacks;
+pub mod reports;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -98,12 +102,29 @@ fn path_and_query(req: &Request<Incoming>) -> String {
         .map_or_else(|| "/ui/overview".to_string(), |pq| pq.as_str().to_string())
 }
 
-async fn get(_app: &Arc<App>, _viewer: &Viewer, _path: &str, _q: &Form) -> Resp {
-    not_found()
+async fn get(app: &Arc<App>, viewer: &Viewer, path: &str, q: &Form) -> Resp {
+    match path {
+        "/ui/overview" => overview::get(app, viewer, q).await,
+        "/ui/reports" => reports::get(app, viewer, q).await,
+        "/ui/postbacks" => postbacks::list(app, viewer, q).await,
+        "/ui/postbacks/rows" => postbacks::rows(app, q).await,
+        "/ui/reports.csv" => reports::csv(app, q).await,
+        _ => {
+            let segs: Vec<&str> = path.trim_start_matches("/ui/").split('/').collect();
+            match segs.as_slice() {
+                ["postbacks", id] => postbacks::detail(app, viewer, id).await,
+                _ => not_found(),
+            }
+        }
+    }
 }
 
-async fn post(_app: &Arc<App>, _viewer: &Viewer, _path: &str, _form: &Form) -> Resp {
-    not_found()
+async fn post(app: &Arc<App>, _viewer: &Viewer, path: &str, _form: &Form) -> Resp {
+    let segs: Vec<&str> = path.trim_start_matches("/ui/").split('/').collect();
+    match segs.as_slice() {
+        ["postbacks", id, "replay"] => postbacks::replay(app, id).await,
+        _ => not_found(),
+    }
 }
 
 fn not_found() -> Resp {
