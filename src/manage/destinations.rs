@@ -291,7 +291,7 @@ pub async fn delete(app: &App, id: u64) -> Result<(), Error> {
 }
 
 /// Deliveries newest first; filters `state` (pending, delivered, dead),
-/// `destination`, `cursor`, `limit`.
+/// `destination`, `conversion`, `cursor`, `limit`.
 pub async fn deliveries(app: &App, q: &Query) -> Result<Page<DeliveryRecord>, Error> {
     let limit = q.limit()?;
     let state = match q.get("state") {
@@ -305,6 +305,7 @@ pub async fn deliveries(app: &App, q: &Query) -> Result<Page<DeliveryRecord>, Er
         }
     };
     let dest = q.u64("destination")?;
+    let conversion = q.get("conversion").map(str::to_string);
     let cursor = q.get("cursor").map(str::to_string);
     Ok(app
         .store
@@ -312,6 +313,7 @@ pub async fn deliveries(app: &App, q: &Query) -> Result<Page<DeliveryRecord>, Er
             scan::<DeliveryRecord, _>(rtx, DELIVERIES, "", cursor.as_deref(), limit, |d| {
                 state.as_deref().is_none_or(|s| d.state == s)
                     && dest.is_none_or(|id| d.destination_id == id)
+                    && conversion.as_deref().is_none_or(|c| d.conversion_id == c)
             })
         })
         .await?)
@@ -350,5 +352,9 @@ pub async fn queue(app: &App, now_ms: u64) -> Result<(u64, Option<u64>), Error> 
 pub fn counters(app: &App, id: u64) -> (u64, u64, u64) {
     use std::sync::atomic::Ordering::Relaxed;
     let c = app.forwarder.counters_for(id);
-    (c.delivered.load(Relaxed), c.retried.load(Relaxed), c.dead.load(Relaxed))
+    (
+        c.delivered.load(Relaxed),
+        c.retried.load(Relaxed),
+        c.dead.load(Relaxed),
+    )
 }

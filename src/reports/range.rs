@@ -206,13 +206,31 @@ mod tests {
         // 19:00 UTC on 30 November is already 1 December in Kolkata.
         let now = ms("2026-11-30T19:00:00Z");
         let d = |s: &str| s.parse::<Date>().unwrap();
-        assert_eq!(preset("today", &tz, now), Some((d("2026-12-01"), d("2026-12-01"))));
-        assert_eq!(preset("yesterday", &tz, now), Some((d("2026-11-30"), d("2026-11-30"))));
-        assert_eq!(preset("7d", &tz, now), Some((d("2026-11-25"), d("2026-12-01"))));
-        assert_eq!(preset("30d", &tz, now), Some((d("2026-11-02"), d("2026-12-01"))));
-        assert_eq!(preset("month", &tz, now), Some((d("2026-12-01"), d("2026-12-01"))));
+        assert_eq!(
+            preset("today", &tz, now),
+            Some((d("2026-12-01"), d("2026-12-01")))
+        );
+        assert_eq!(
+            preset("yesterday", &tz, now),
+            Some((d("2026-11-30"), d("2026-11-30")))
+        );
+        assert_eq!(
+            preset("7d", &tz, now),
+            Some((d("2026-11-25"), d("2026-12-01")))
+        );
+        assert_eq!(
+            preset("30d", &tz, now),
+            Some((d("2026-11-02"), d("2026-12-01")))
+        );
+        assert_eq!(
+            preset("month", &tz, now),
+            Some((d("2026-12-01"), d("2026-12-01")))
+        );
         let utc = zone("UTC").unwrap();
-        assert_eq!(preset("month", &utc, now), Some((d("2026-11-01"), d("2026-11-30"))));
+        assert_eq!(
+            preset("month", &utc, now),
+            Some((d("2026-11-01"), d("2026-11-30")))
+        );
         assert_eq!(preset("custom", &utc, now), None);
     }
 

@@ -208,7 +208,7 @@ struct Info {
 
 /// A config field and where to find its value: the hint ends the error
 /// messages about the field, which must never quote its value.
-type Field = (&'static str, &'static str);
+pub type Field = (&'static str, &'static str);
 
 impl Info {
     fn hint(&self, field: &str) -> &'static str {
@@ -378,6 +378,12 @@ fn is_version(v: &str, dotted: bool) -> bool {
     } else {
         digits(rest)
     }
+}
+
+/// A platform's config fields as `(name, hint)`: required, then optional
+/// (the dashboard builds each type's form from these).
+pub fn config_fields(kind: Kind) -> (&'static [Field], &'static [Field]) {
+    (kind.info().required, kind.info().optional)
 }
 
 /// Config keys holding secrets: shown masked by the API, never logged, and

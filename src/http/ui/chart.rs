@@ -44,12 +44,21 @@ fn trim(v: f64) -> String {
 pub fn line(title: &str, points: &[(String, f64)]) -> Markup {
     let max = nice_ceiling(points.iter().map(|p| p.1).fold(0.0, f64::max));
     let n = points.len().max(1);
-    let step = if n > 1 { (W - LEFT - 8.0) / (n - 1) as f64 } else { 0.0 };
+    let step = if n > 1 {
+        (W - LEFT - 8.0) / (n - 1) as f64
+    } else {
+        0.0
+    };
     let x = |i: usize| LEFT + step * i as f64;
     let y = |v: f64| TOP + (H - TOP - BOTTOM) * (1.0 - (v / max).clamp(0.0, 1.0));
     let mut line = String::new();
     for (i, (_, v)) in points.iter().enumerate() {
-        line.push_str(&format!("{}{:.1},{:.1} ", if i == 0 { "M" } else { "L" }, x(i), y(*v)));
+        line.push_str(&format!(
+            "{}{:.1},{:.1} ",
+            if i == 0 { "M" } else { "L" },
+            x(i),
+            y(*v)
+        ));
     }
     let area = if points.is_empty() {
         String::new()
@@ -97,6 +106,9 @@ mod tests {
         assert_eq!(nice_ceiling(4200.0), 5000.0);
         assert_eq!(axis_label(2500.0), "2.5k");
         let svg = line("Clicks", &[("a".into(), 1.0), ("b".into(), 3.0)]).into_string();
-        assert!(svg.contains("<svg") && svg.contains("M56.0,") && svg.contains("<title>Clicks</title>"), "{svg}");
+        assert!(
+            svg.contains("<svg") && svg.contains("M56.0,") && svg.contains("<title>Clicks</title>"),
+            "{svg}"
+        );
     }
 }

@@ -12,12 +12,16 @@
 
 pub mod assets;
 pub mod chart;
+pub mod destinations;
 pub mod form;
 pub mod layout;
+pub mod links;
 pub mod overview;
 pub mod postbacks;
+pub mod records;
 pub mod reports;
 pub mod session;
+pub mod sources;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -106,23 +110,57 @@ async fn get(app: &Arc<App>, viewer: &Viewer, path: &str, q: &Form) -> Resp {
     match path {
         "/ui/overview" => overview::get(app, viewer, q).await,
         "/ui/reports" => reports::get(app, viewer, q).await,
+        "/ui/reports.csv" => reports::csv(app, q).await,
         "/ui/postbacks" => postbacks::list(app, viewer, q).await,
         "/ui/postbacks/rows" => postbacks::rows(app, q).await,
-        "/ui/reports.csv" => reports::csv(app, q).await,
-        _ => {
-            let segs: Vec<&str> = path.trim_start_matches("/ui/").split('/').collect();
-            match segs.as_slice() {
-                ["postbacks", id] => postbacks::detail(app, viewer, id).await,
-                _ => not_found(),
-            }
-        }
+        "/ui/conversions" => records::conversions(app, viewer, q).await,
+        "/ui/clicks" => records::clicks(app, viewer, q).await,
+        "/ui/sources" => sources::list(app, viewer, &Form::default(), None).await,
+        "/ui/links" => links::list(app, viewer, &Form::default(), None).await,
+        "/ui/destinations" => destinations::list(app, viewer).await,
+        "/ui/destinations/new" if viewer.is_admin() => destinations::new_form(viewer, q, None),
+        _ => match segments(path)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["postbacks", id] => postbacks::detail(app, viewer, id).await,
+            ["conversions", id] => records::conversion(app, viewer, id).await,
+            ["sources", id] => sources::detail(app, viewer, id),
+            ["links", slug] => links::detail(app, viewer, slug, None, None),
+            ["destinations", id] => destinations::detail(app, viewer, id, q).await,
+            _ => not_found(),
+        },
     }
 }
 
-async fn post(app: &Arc<App>, _viewer: &Viewer, path: &str, _form: &Form) -> Resp {
-    let segs: Vec<&str> = path.trim_start_matches("/ui/").split('/').collect();
+/// `/ui/a/b` → `["a", "b"]`, each segment percent-decoded.
+fn segments(path: &str) -> Vec<String> {
+    path.trim_start_matches("/ui/")
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+async fn post(app: &Arc<App>, viewer: &Viewer, path: &str, f: &Form) -> Resp {
+    let segs = segments(path);
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     match segs.as_slice() {
         ["postbacks", id, "replay"] => postbacks::replay(app, id).await,
+        ["sources"] => sources::create(app, viewer, f).await,
+        ["sources", id] => sources::update(app, viewer, id, f).await,
+        ["sources", id, "delete"] => sources::delete(app, id).await,
+        ["links"] => links::create(app, viewer, f).await,
+        ["links", slug] => links::update(app, viewer, slug, f).await,
+        ["links", slug, "delete"] => links::delete(app, slug).await,
+        ["destinations"] => destinations::create(app, viewer, f).await,
+        ["destinations", id, "delete"] => destinations::delete(app, id).await,
+        ["deliveries", id, "retry"] => destinations::retry(app, id, f).await,
         _ => not_found(),
     }
 }

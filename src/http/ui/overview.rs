@@ -38,7 +38,10 @@ fn money_of(m: &Metrics, metric: &str, currency: &str) -> String {
 fn percent(m: &Metrics, metric: &str) -> String {
     match m.value(metric) {
         serde_json::Value::String(s) => match s.parse::<rust_decimal::Decimal>() {
-            Ok(d) => format!("{}%", decimal(&(d * rust_decimal::Decimal::from(100)).to_string(), 1)),
+            Ok(d) => format!(
+                "{}%",
+                decimal(&(d * rust_decimal::Decimal::from(100)).to_string(), 1)
+            ),
             Err(_) => s,
         },
         _ => "—".into(),
@@ -57,7 +60,11 @@ pub async fn get(app: &App, viewer: &Viewer, q: &Form) -> Resp {
         .and_then(|tz| range::preset(&preset, tz, now_ms()))
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .unwrap_or_default();
-    let by = if matches!(preset.as_str(), "today" | "yesterday") { "hour" } else { "day" };
+    let by = if matches!(preset.as_str(), "today" | "yesterday") {
+        "hour"
+    } else {
+        "day"
+    };
     let pairs = vec![
         ("group_by".to_string(), by.to_string()),
         ("from".into(), from),
@@ -163,5 +170,8 @@ pub async fn get(app: &App, viewer: &Viewer, q: &Form) -> Resp {
         }
         p { a href="/ui/postbacks" { "All postbacks →" } }
     };
-    respond(StatusCode::OK, page(viewer, "/ui/overview", "Overview", body))
+    respond(
+        StatusCode::OK,
+        page(viewer, "/ui/overview", "Overview", body),
+    )
 }

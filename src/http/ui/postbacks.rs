@@ -87,7 +87,13 @@ pub async fn list(app: &App, viewer: &Viewer, q: &Form) -> Resp {
     let page_result = records::events(app, &query).await;
     let (rows, next) = match page_result {
         Ok(p) => p,
-        Err(e) => return super::problem(StatusCode::BAD_REQUEST, "This log cannot be shown", &e.message),
+        Err(e) => {
+            return super::problem(
+                StatusCode::BAD_REQUEST,
+                "This log cannot be shown",
+                &e.message,
+            );
+        }
     };
     let rows: Vec<_> = rows.into_iter().filter(|(_, e)| keep(refused, e)).collect();
     let cat = app.store.catalog();
@@ -146,7 +152,10 @@ pub async fn list(app: &App, viewer: &Viewer, q: &Form) -> Resp {
             div.pager { a href=(format!("/ui/postbacks?cursor={}{}", encode(&c), filt.iter().map(|f| format!("&{f}")).collect::<String>())) { "Older →" } }
         }
     };
-    respond(StatusCode::OK, page(viewer, "/ui/postbacks", "Postbacks", body))
+    respond(
+        StatusCode::OK,
+        page(viewer, "/ui/postbacks", "Postbacks", body),
+    )
 }
 
 /// `GET /ui/postbacks/rows?after=ID`: the rows newer than `after`, for the
@@ -205,13 +214,20 @@ pub async fn detail(app: &App, viewer: &Viewer, id: &str) -> Resp {
             }
         }
     };
-    respond(StatusCode::OK, page(viewer, "/ui/postbacks", "Postback", body))
+    respond(
+        StatusCode::OK,
+        page(viewer, "/ui/postbacks", "Postback", body),
+    )
 }
 
 /// `POST /ui/postbacks/{id}/replay`: replay, then show the new event.
 pub async fn replay(app: &App, id: &str) -> Resp {
     match records::replay(app, id).await {
         Ok(o) => see_other(&format!("/ui/postbacks/{}", encode(&o.event_id))),
-        Err(e) => super::problem(StatusCode::BAD_REQUEST, "This postback cannot be replayed", &e.message),
+        Err(e) => super::problem(
+            StatusCode::BAD_REQUEST,
+            "This postback cannot be replayed",
+            &e.message,
+        ),
     }
 }

@@ -39,7 +39,15 @@ const COLUMNS: [(&str, &str); 12] = [
 ];
 
 /// Metrics the chart can draw.
-const CHART_METRICS: [&str; 7] = ["clicks", "conversions", "revenue", "cost", "profit", "roi", "epc"];
+const CHART_METRICS: [&str; 7] = [
+    "clicks",
+    "conversions",
+    "revenue",
+    "cost",
+    "profit",
+    "roi",
+    "epc",
+];
 
 /// Rows shown on the page; the CSV has them all.
 const PAGE_ROWS: usize = 200;
@@ -72,10 +80,8 @@ struct State {
 
 impl State {
     fn read(app: &App, q: &Form) -> State {
-        let mut group_by: Vec<String> = ["g1", "g2", "g3"]
-            .iter()
-            .filter_map(|g| q.opt(g))
-            .collect();
+        let mut group_by: Vec<String> =
+            ["g1", "g2", "g3"].iter().filter_map(|g| q.opt(g)).collect();
         if group_by.is_empty() {
             group_by = q
                 .get("group_by")
@@ -94,7 +100,9 @@ impl State {
             from: q.get("from").to_string(),
             to: q.get("to").to_string(),
             range,
-            tz: q.opt("tz").unwrap_or_else(|| app.config.report_timezone.clone()),
+            tz: q
+                .opt("tz")
+                .unwrap_or_else(|| app.config.report_timezone.clone()),
             basis: q.opt("time_basis").unwrap_or_else(|| "click".into()),
             sort: q.get("sort").to_string(),
             order: q.get("order").to_string(),
@@ -177,13 +185,18 @@ impl State {
     /// The dimension a drill-down regroups by: the first useful one not
     /// already grouped or filtered.
     fn drill_dim(&self) -> &'static str {
-        ["campaign", "source", "link", "country", "device", "sub1", "day", "hour"]
-            .into_iter()
-            .find(|d| {
-                !self.group_by.iter().any(|g| g == d)
-                    && !self.filters.iter().any(|(k, _)| k.strip_prefix("filter.") == Some(d))
-            })
-            .unwrap_or("day")
+        [
+            "campaign", "source", "link", "country", "device", "sub1", "day", "hour",
+        ]
+        .into_iter()
+        .find(|d| {
+            !self.group_by.iter().any(|g| g == d)
+                && !self
+                    .filters
+                    .iter()
+                    .any(|(k, _)| k.strip_prefix("filter.") == Some(d))
+        })
+        .unwrap_or("day")
     }
 }
 
@@ -199,7 +212,10 @@ fn cell(m: &Metrics, metric: &str, currency: &str) -> String {
     };
     match metric {
         "roi" | "cr" => match text.parse::<rust_decimal::Decimal>() {
-            Ok(d) => format!("{}%", decimal(&(d * rust_decimal::Decimal::from(100)).to_string(), 1)),
+            Ok(d) => format!(
+                "{}%",
+                decimal(&(d * rust_decimal::Decimal::from(100)).to_string(), 1)
+            ),
             Err(_) => text,
         },
         "epc" | "cpa" | "cpc" => format!("{} {currency}", decimal(&text, 3)),
@@ -236,7 +252,11 @@ pub async fn get(app: &App, viewer: &Viewer, q: &Form) -> Resp {
     // The chart: the same filters over time, by hour for short ranges.
     let (table, chart, status) = match result {
         Ok((params, report)) => {
-            let by = if params.range.to_ms - params.range.from_ms <= 2 * 86_400_000 { "hour" } else { "day" };
+            let by = if params.range.to_ms - params.range.from_ms <= 2 * 86_400_000 {
+                "hour"
+            } else {
+                "day"
+            };
             let chart = reports::run(app, st.pairs(by, false)).await.ok();
             (Ok((params, report)), chart, StatusCode::OK)
         }
@@ -272,17 +292,32 @@ pub async fn csv(app: &App, q: &Form) -> Resp {
         Ok((params, report)) => {
             let mut r = Response::new(full(output::csv(&report, &params)));
             let h = r.headers_mut();
-            h.insert(CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
             h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            let name = format!("postbackd-{}-{}-{}.csv", st.group_by.join("-"), params.range.from, params.range.to);
-            let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect();
+            let name = format!(
+                "postbackd-{}-{}-{}.csv",
+                st.group_by.join("-"),
+                params.range.from,
+                params.range.to
+            );
+            let name: String = name
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+                .collect();
             if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
                 h.insert(CONTENT_DISPOSITION, v);
             }
             super::layout::secure_headers(h);
             r
         }
-        Err(e) => super::problem(StatusCode::BAD_REQUEST, "This report cannot be made", &e.message),
+        Err(e) => super::problem(
+            StatusCode::BAD_REQUEST,
+            "This report cannot be made",
+            &e.message,
+        ),
     }
 }
 
@@ -411,7 +446,11 @@ fn chart_panel(_app: &App, st: &State, series: &(Params, Report)) -> Markup {
         .iter()
         .map(|(k, m)| {
             let label = k.first().cloned().unwrap_or_default();
-            let short = if by == "hour" { label.get(11..16).unwrap_or(&label).to_string() } else { label.get(5..).unwrap_or(&label).to_string() };
+            let short = if by == "hour" {
+                label.get(11..16).unwrap_or(&label).to_string()
+            } else {
+                label.get(5..).unwrap_or(&label).to_string()
+            };
             (short, chart_value(m, &st.metric))
         })
         .collect();
@@ -431,11 +470,19 @@ fn grid(app: &App, st: &State, params: &Params, r: &Report) -> Markup {
     let currency = &app.config.report_currency;
     let dims: Vec<&str> = params.group_by.iter().map(|d| d.name()).collect();
     let sort_link = |col: &str| {
-        let order = if st.sort == col && st.order != "asc" { "asc" } else { "desc" };
+        let order = if st.sort == col && st.order != "asc" {
+            "asc"
+        } else {
+            "desc"
+        };
         st.url("/ui/reports", &[("sort", col), ("order", order)])
     };
     let aria_sort = |col: &str| {
-        (st.sort == col).then_some(if st.order == "asc" { "ascending" } else { "descending" })
+        (st.sort == col).then_some(if st.order == "asc" {
+            "ascending"
+        } else {
+            "descending"
+        })
     };
     let drill = st.drill_dim();
     html! {

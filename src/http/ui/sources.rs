@@ -1,0 +1,290 @@
+//! The Sources page: sources created from a network preset, the postback
+//! URL to paste into the network (with a copy button), the IPN URL when
+//! the source has a receiver, the parameter mapping (editable, the fix for
+//! refused postbacks), signing secrets shown once when generated. Viewers
+//! see no key: the postback URL carries it, so theirs is masked. The same
+//! `manage::sources` operations as `/api/v1/sources`.
+
+use std::collections::BTreeMap;
+
+use hyper::StatusCode;
+use maud::{Markup, html};
+
+use super::form::Form;
+use super::layout::{Tone, badge, copy_field, empty, page, respond, see_other};
+use super::session::Viewer;
+use crate::app::App;
+use crate::http::Resp;
+use crate::inbound::presets::{self, CANONICAL_FIELDS};
+use crate::manage::{self, sources};
+use crate::store::catalog::SourceEntry;
+use crate::views;
+
+/// The form field a source error concerns.
+fn field_of(code: &str) -> &'static str {
+    match code {
+        "invalid_name" => "name",
+        "unknown_preset" | "invalid_preset" => "preset",
+        "invalid_currency" => "default_currency",
+        "invalid_params" | "invalid_mapping" => "params",
+        _ => "form",
+    }
+}
+
+/// The postback URL as this viewer may see it: with the key for admins,
+/// masked for viewers.
+fn postback_url(app: &App, viewer: &Viewer, s: &SourceEntry) -> String {
+    let url = views::postback_url(&app.config.public_url, s);
+    if viewer.is_admin() {
+        url
+    } else {
+        url.replace(&s.rec.key, "••••••••")
+    }
+}
+
+fn err_for(err: Option<&manage::Error>, field: &str) -> Markup {
+    html! {
+        @if let Some(e) = err.filter(|e| field_of(e.code) == field) {
+            span.err id=(format!("{field}-err")) role="alert" { (e.message) }
+        }
+    }
+}
+
+fn create_form(viewer: &Viewer, f: &Form, err: Option<&manage::Error>) -> Markup {
+    let invalid = |name: &str| {
+        err.is_some_and(|e| field_of(e.code) == name)
+            .then_some("true")
+    };
+    html! {
+        form.panel.stack method="post" action="/ui/sources" {
+            h2 { "New source" }
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            div.field {
+                label for="name" { "Name" }
+                input type="text" id="name" name="name" value=(f.get("name")) required aria-invalid=[invalid("name")] aria-describedby="name-err";
+                (err_for(err, "name"))
+            }
+            div.field {
+                label for="preset" { "Network" }
+                select id="preset" name="preset" aria-invalid=[invalid("preset")] {
+                    option value="" { "Other (generic parameters)" }
+                    @for p in presets::all() {
+                        option value=(p.id) selected[f.get("preset") == p.id] { (p.name) }
+                    }
+                }
+                span.hint { "The preset knows the network's macros and parameter names, so the postback URL is ready to paste." }
+                (err_for(err, "preset"))
+            }
+            div.field {
+                label for="default_currency" { "Currency when the network sends none" }
+                input type="text" id="default_currency" name="default_currency" value=(f.opt("default_currency").unwrap_or_else(|| "USD".into())) maxlength="3" aria-invalid=[invalid("default_currency")];
+                (err_for(err, "default_currency"))
+            }
+            div.field {
+                label { input type="checkbox" name="signing" value="1" checked[f.get("signing") == "1"]; " Require signed postbacks (a secret is generated and shown once)" }
+            }
+            @if let Some(e) = err.filter(|e| field_of(e.code) == "form") { p.flash.bad role="alert" { (e.message) } }
+            div { button type="submit" { "Create source" } }
+        }
+    }
+}
+
+pub async fn list(app: &App, viewer: &Viewer, f: &Form, err: Option<&manage::Error>) -> Resp {
+    let all = sources::list(app);
+    let body = html! {
+        h1 { "Sources" }
+        p.lead { "A source is a network or advertiser that sends postbacks. Each has its own unguessable postback URL." }
+        div.tablewrap {
+            @if all.is_empty() {
+                (empty("No sources yet", html! { @if viewer.is_admin() { "Create one below from your network's preset, then paste its postback URL into the network." } @else { "An admin creates sources." } }))
+            } @else {
+                table {
+                    thead { tr { th { "Name" } th { "Network" } th { "Postback URL" } th { "Signed" } } }
+                    tbody {
+                        @for s in &all {
+                            tr {
+                                td { a href=(format!("/ui/sources/{}", s.id)) { (s.rec.name) } }
+                                td { (s.rec.preset.as_deref().and_then(presets::find).map_or("Other", |p| p.name)) }
+                                td.mono.wrap { (postback_url(app, viewer, s)) }
+                                td { @if s.rec.signing_secrets.is_empty() { "no" } @else { (badge(Tone::Ok, "required")) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if viewer.is_admin() { (create_form(viewer, f, err)) }
+    };
+    let status = if err.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    respond(status, page(viewer, "/ui/sources", "Sources", body))
+}
+
+/// `POST /ui/sources`: create, then show the new source (with its new
+/// secrets, once).
+pub async fn create(app: &App, viewer: &Viewer, f: &Form) -> Resp {
+    let input = sources::SourceIn {
+        name: Some(f.get("name").to_string()),
+        preset: f.opt("preset"),
+        default_currency: f.opt("default_currency"),
+        signing: (f.get("signing") == "1").then(|| sources::SigningIn {
+            generate: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    match sources::create(app, input).await {
+        Ok(saved) => detail_page(
+            app,
+            viewer,
+            &saved.entry,
+            &saved.new_secrets,
+            None,
+            StatusCode::CREATED,
+        ),
+        Err(e) => list(app, viewer, f, Some(&e)).await,
+    }
+}
+
+pub fn detail(app: &App, viewer: &Viewer, id: &str) -> Resp {
+    match id
+        .parse()
+        .map_err(|_| ())
+        .and_then(|id| sources::get(app, id).map_err(|_| ()))
+    {
+        Ok(s) => detail_page(app, viewer, &s, &[], None, StatusCode::OK),
+        Err(()) => super::problem(
+            StatusCode::NOT_FOUND,
+            "No such source",
+            "This source does not exist (it may have been deleted).",
+        ),
+    }
+}
+
+fn detail_page(
+    app: &App,
+    viewer: &Viewer,
+    s: &SourceEntry,
+    new_secrets: &[String],
+    err: Option<&manage::Error>,
+    status: StatusCode,
+) -> Resp {
+    let preset = s.rec.preset.as_deref().and_then(presets::find);
+    let body = html! {
+        h1 { (s.rec.name) }
+        @if !new_secrets.is_empty() {
+            div.flash.warn role="status" {
+                strong { "Signing secret: shown only now." }
+                " Copy it into the sender's signing settings; later pages show it masked."
+                @for sec in new_secrets { (copy_field(sec, "Copy the signing secret")) }
+            }
+        }
+        div.panel {
+            h2 { "Postback URL" }
+            p.muted { "Paste this into " (preset.map_or("your network", |p| p.name)) "'s postback (S2S) settings. The network replaces the macros with each conversion's values." }
+            @if viewer.is_admin() {
+                (copy_field(&postback_url(app, viewer, s), "Copy the postback URL"))
+            } @else {
+                code { (postback_url(app, viewer, s)) }
+                p.muted { "The key is hidden from viewers." }
+            }
+            @if s.rec.ipn.is_some() {
+                h2 { "IPN URL" }
+                @if viewer.is_admin() { (copy_field(&views::ipn_url(&app.config.public_url, s), "Copy the IPN URL")) }
+                @else { code { "hidden from viewers" } }
+            }
+            @if let Some(p) = preset { p.muted { (p.notes) } }
+        }
+        div.panel {
+            h2 { "Parameter mapping" }
+            p.muted { "Which parameter of the network's request carries each field. Fix a mapping here, then replay the refused postbacks from the Postbacks page." }
+            @if viewer.is_admin() {
+                form.stack method="post" action=(format!("/ui/sources/{}", s.id)) {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    @for f in CANONICAL_FIELDS {
+                        div.field {
+                            label for=(format!("p-{f}")) { (f) }
+                            input type="text" id=(format!("p-{f}")) name=(format!("param.{f}")) value=(s.mapping.params.get(*f).map_or("", String::as_str));
+                        }
+                    }
+                    @if let Some(e) = err { span.err role="alert" { (e.message) } }
+                    div { button type="submit" { "Save mapping" } }
+                }
+            } @else {
+                dl.kv { @for (k, v) in &s.mapping.params { dt { (k) } dd.mono { (v) } } }
+            }
+        }
+        p { a href=(format!("/ui/postbacks?source={}", s.id)) { "This source's postbacks →" } }
+        @if viewer.is_admin() {
+            form method="post" action=(format!("/ui/sources/{}/delete", s.id)) data-confirm="Delete this source? Its postback URL stops working at once." {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                button.danger type="submit" { "Delete source" }
+            }
+        }
+    };
+    respond(status, page(viewer, "/ui/sources", &s.rec.name, body))
+}
+
+/// `POST /ui/sources/{id}`: save the mapping (only the fields that differ
+/// from the preset's own are stored as overrides).
+pub async fn update(app: &App, viewer: &Viewer, id: &str, f: &Form) -> Resp {
+    let Ok(id) = id.parse::<u64>() else {
+        return super::problem(
+            StatusCode::NOT_FOUND,
+            "No such source",
+            "This source does not exist.",
+        );
+    };
+    let Ok(current) = sources::get(app, id) else {
+        return super::problem(
+            StatusCode::NOT_FOUND,
+            "No such source",
+            "This source does not exist.",
+        );
+    };
+    let preset = current.rec.preset.as_deref().and_then(presets::find);
+    let mut params = BTreeMap::new();
+    for field in CANONICAL_FIELDS {
+        let v = f.get(&format!("param.{field}")).trim().to_string();
+        let default = preset.and_then(|p| p.param_for(field)).unwrap_or(field);
+        if !v.is_empty() && v != default {
+            params.insert(field.to_string(), v);
+        }
+    }
+    let input = sources::SourceIn {
+        params: Some(params),
+        ..Default::default()
+    };
+    match sources::update(app, id, input).await {
+        Ok(_) => see_other(&format!("/ui/sources/{id}")),
+        Err(e) => detail_page(
+            app,
+            viewer,
+            &current,
+            &[],
+            Some(&e),
+            StatusCode::BAD_REQUEST,
+        ),
+    }
+}
+
+pub async fn delete(app: &App, id: &str) -> Resp {
+    let Ok(id) = id.parse::<u64>() else {
+        return super::problem(
+            StatusCode::NOT_FOUND,
+            "No such source",
+            "This source does not exist.",
+        );
+    };
+    match sources::delete(app, id).await {
+        Ok(()) => see_other("/ui/sources"),
+        Err(e) => super::problem(
+            StatusCode::BAD_REQUEST,
+            "This source cannot be deleted",
+            &e.message,
+        ),
+    }
+}
