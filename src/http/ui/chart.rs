@@ -76,8 +76,8 @@ pub fn line(title: &str, points: &[(String, f64)]) -> Markup {
     html! {
         svg.chart viewBox=(format!("0 0 {W} {H}")) role="img" aria-label=(title) {
             title { (title) }
-            @for k in 0..=4 {
-                @let v = max * f64::from(k) / 4.0;
+            @for k in 0..=5 {
+                @let v = max * f64::from(k) / 5.0;
                 line.grid x1=(LEFT) x2=(W - 4.0) y1=(format!("{:.1}", y(v))) y2=(format!("{:.1}", y(v))) {}
                 text x=(LEFT - 6.0) y=(format!("{:.1}", y(v) + 4.0)) text-anchor="end" { (axis_label(v)) }
             }

@@ -104,14 +104,8 @@ pub async fn get(app: &App, viewer: &Viewer, q: &Form) -> Resp {
                 }
                 div.panel {
                     h2 { "Clicks by " (by) " (" (params.tz_name) ")" }
-                    @let mut rows: Vec<_> = r.rows.iter().collect();
-                    @let _ = rows.sort_by(|a, b| a.0.cmp(&b.0));
-                    @let points: Vec<(String, f64)> = rows.iter().map(|(k, m)| {
-                        let l = k.first().cloned().unwrap_or_default();
-                        let short = if by == "hour" { l.get(11..16).unwrap_or(&l).to_string() } else { l.get(5..).unwrap_or(&l).to_string() };
-                        (short, int(m, "clicks") as f64)
-                    }).collect();
-                    @if points.is_empty() {
+                    @let points = super::reports::time_series(params, r, |m| int(m, "clicks") as f64);
+                    @if int(t, "clicks") == 0 {
                         (empty("No clicks in this range", html! { "Create a tracking link on the " a href="/ui/links" { "Links" } " page and send traffic through it." }))
                     } @else {
                         (chart::line(&format!("Clicks by {by}"), &points))

@@ -17,8 +17,9 @@ use crate::app::App;
 use crate::http::{Resp, full};
 use crate::manage::{self, reports};
 use crate::reports::output::{self, Metrics, Report};
-use crate::reports::range::PRESETS;
+use crate::reports::range::{PRESETS, names as names_of};
 use crate::reports::{Params, TIME_DIMS};
+use crate::store::rollup::BUCKET_MS;
 use crate::store::rollup::DIMS;
 use crate::util::clock::now_ms;
 
@@ -344,6 +345,8 @@ fn dim_select(name: &str, label: &str, current: Option<&String>, optional: bool)
 }
 
 fn form(st: &State, err: Option<&manage::Error>) -> Markup {
+    // The dates a preset stands for, shown in the custom fields.
+    let (from, to) = st.dates();
     let invalid = |f: &str| err.is_some_and(|e| field_of(e.code) == f);
     html! {
         form.panel method="get" action="/ui/reports" {
@@ -370,11 +373,11 @@ fn form(st: &State, err: Option<&manage::Error>) -> Markup {
                 }
                 div.field {
                     label for="from" { "From" }
-                    input type="date" id="from" name="from" value=(st.from);
+                    input type="date" id="from" name="from" value=(from);
                 }
                 div.field {
                     label for="to" { "To" }
-                    input type="date" id="to" name="to" value=(st.to);
+                    input type="date" id="to" name="to" value=(to);
                 }
                 div.field {
                     label for="tz" { "Time zone" }
@@ -436,32 +439,47 @@ fn filters(st: &State) -> Markup {
     }
 }
 
+/// A time report as chart points: every hour or day of the range in
+/// order, the empty ones at zero (a quiet day is a dip, not a gap), with
+/// short labels (`13:00`, `12-01`).
+pub fn time_series(p: &Params, r: &Report, value: impl Fn(&Metrics) -> f64) -> Vec<(String, f64)> {
+    let by = p.group_by.first().map_or("day", |d| d.name());
+    let mut names: Vec<String> = Vec::new();
+    let mut ms = p.range.from_ms;
+    while ms < p.range.to_ms && names.len() < 2000 {
+        let n = names_of(ms, &p.tz);
+        let name = if by == "hour" { n.hour } else { n.day };
+        if names.last() != Some(&name) {
+            names.push(name);
+        }
+        ms += BUCKET_MS;
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let v = r
+                .rows
+                .iter()
+                .find(|(k, _)| k.first() == Some(&name))
+                .map_or(0.0, |(_, m)| value(m));
+            let short = if by == "hour" {
+                name.get(11..16).unwrap_or(&name).to_string()
+            } else {
+                name.get(5..).unwrap_or(&name).to_string()
+            };
+            (short, v)
+        })
+        .collect()
+}
+
 fn chart_panel(_app: &App, st: &State, series: &(Params, Report)) -> Markup {
     let (p, r) = series;
     let by = p.group_by.first().map_or("day", |d| d.name());
-    // Time order; every bucket of the range that has data.
-    let mut rows: Vec<&(Vec<String>, Metrics)> = r.rows.iter().collect();
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let points: Vec<(String, f64)> = rows
-        .iter()
-        .map(|(k, m)| {
-            let label = k.first().cloned().unwrap_or_default();
-            let short = if by == "hour" {
-                label.get(11..16).unwrap_or(&label).to_string()
-            } else {
-                label.get(5..).unwrap_or(&label).to_string()
-            };
-            (short, chart_value(m, &st.metric))
-        })
-        .collect();
+    let points = time_series(p, r, |m| chart_value(m, &st.metric));
     html! {
         div.panel {
             h2 { (st.metric) " by " (by) }
-            @if points.is_empty() {
-                p.muted { "Nothing counted in this range." }
-            } @else {
-                (chart::line(&format!("{} by {by}", st.metric), &points))
-            }
+            (chart::line(&format!("{} by {by}", st.metric), &points))
         }
     }
 }

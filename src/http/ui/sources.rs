@@ -207,7 +207,7 @@ fn detail_page(
                     @for f in CANONICAL_FIELDS {
                         div.field {
                             label for=(format!("p-{f}")) { (f) }
-                            input type="text" id=(format!("p-{f}")) name=(format!("param.{f}")) value=(s.mapping.params.get(*f).map_or("", String::as_str));
+                            input type="text" id=(format!("p-{f}")) name=(format!("param.{f}")) value=(s.mapping.params.get(*f).map_or("", String::as_str)) placeholder=(f);
                         }
                     }
                     @if let Some(e) = err { span.err role="alert" { (e.message) } }
