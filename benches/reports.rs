@@ -223,6 +223,40 @@ async fn run(n: u64) {
             pct(0.99)
         );
     }
+    // The dashboard's pages, rendered to their last byte (the same
+    // functions `/ui/overview` and `/ui/reports` call, signed in).
+    let viewer = postbackd::http::ui::session::Viewer {
+        name: "bench".into(),
+        role: postbackd::manage::users::Role::Admin,
+        csrf: "bench-csrf".into(),
+    };
+    for (label, page, query) in [
+        ("dashboard overview page, last 30 days", "overview", "range=30d"),
+        ("dashboard reports page, campaign by day, 30 days", "reports", "range=30d&g1=campaign&g2=day"),
+    ] {
+        use http_body_util::BodyExt;
+        use postbackd::http::ui;
+        let form = ui::form::Form::from_query(query);
+        let mut lat: Vec<Duration> = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..30 {
+            let t = Instant::now();
+            let resp = match page {
+                "overview" => ui::overview::get(&app, &viewer, &form).await,
+                _ => ui::reports::get(&app, &viewer, &form).await,
+            };
+            assert_eq!(resp.status(), 200);
+            bytes = resp.into_body().collect().await.unwrap().to_bytes().len();
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        let pct = |p: f64| support::percentile(&lat, p).as_secs_f64() * 1000.0;
+        println!(
+            "{label}: {bytes} bytes; p50 {:.1} ms, p99 {:.1} ms (bar 100 ms p99)",
+            pct(0.5),
+            pct(0.99)
+        );
+    }
     app.store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
