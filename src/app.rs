@@ -162,7 +162,8 @@ fn load_geo(path: &std::path::Path) -> Result<Geo, StartError> {
 
 /// Periodic upkeep: prune rate-limiter keys, forget signatures too old to
 /// be replayed (their timestamps are outside every tolerance), purge past
-/// retention, and forget visits past the unique window.
+/// retention, forget visits past the unique window, and delete expired
+/// dashboard sessions.
 pub async fn upkeep(app: Arc<App>) {
     let mut tick = tokio::time::interval(app.config.upkeep_interval);
     // Upkeep that outlasts the interval delays the next tick instead of
@@ -188,6 +189,24 @@ pub async fn upkeep(app: Arc<App>) {
         // batches interleave with a long purge.
         if let Err(e) = crate::retention::upkeep(&app.store, app.config.retention).await {
             tracing::warn!(error = %e, "retention purge failed; will retry at the next upkeep");
+        }
+        // Expired sessions are refused when used anyway; this only keeps
+        // the table from holding every browser that ever signed in.
+        let (idle, max) = (
+            app.config.session_idle.as_millis() as u64,
+            app.config.session_max.as_millis() as u64,
+        );
+        let now = crate::util::clock::now_ms();
+        match app
+            .store
+            .write(move |ctx| crate::store::users::purge_sessions(ctx, now, idle, max))
+            .await
+        {
+            Ok(n) if n > 0 => tracing::debug!(sessions = n, "deleted expired dashboard sessions"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "session purge failed; will retry at the next upkeep")
+            }
         }
         let window_ms = u64::from(app.config.unique_window_hours) * 3_600_000;
         let now = crate::util::clock::now_ms();

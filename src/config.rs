@@ -81,6 +81,12 @@ pub struct Config {
     /// A click is `unique` when its visitor (IP + user agent) has not
     /// clicked the same link within this many hours (1 to 720).
     pub unique_window_hours: u32,
+    /// A dashboard session ends after this long without a request
+    /// (`session_idle_minutes`).
+    pub session_idle: Duration,
+    /// ... and this long after sign-in whatever the activity
+    /// (`session_max_days`); also the cookie's Max-Age.
+    pub session_max: Duration,
 }
 
 impl Config {
@@ -111,6 +117,8 @@ impl Config {
             report_timezone: "UTC".into(),
             geoip_db: None,
             unique_window_hours: 24,
+            session_idle: Duration::from_secs(720 * 60),
+            session_max: Duration::from_secs(14 * 86_400),
         }
     }
 
@@ -220,6 +228,12 @@ pub struct Settings {
     /// Hours within which a visitor's repeat click on a link is not unique, 1-720.
     #[arg(long, env = "POSTBACKD_UNIQUE_WINDOW_HOURS")]
     pub unique_window_hours: Option<u32>,
+    /// Minutes without a request after which a dashboard session ends, 1-43200.
+    #[arg(long, env = "POSTBACKD_SESSION_IDLE_MINUTES")]
+    pub session_idle_minutes: Option<u64>,
+    /// Days after sign-in after which a dashboard session ends, 1-365.
+    #[arg(long, env = "POSTBACKD_SESSION_MAX_DAYS")]
+    pub session_max_days: Option<u64>,
 }
 
 /// `trusted_proxies`: a TOML array, or a comma-separated flag / variable.
@@ -429,6 +443,22 @@ pub fn load(file: Option<&Path>, over: Settings) -> Result<Config, ConfigError> 
             ));
         }
         c.unique_window_hours = h;
+    }
+    if let Some(m) = over.session_idle_minutes.or(fc.session_idle_minutes) {
+        if !(1..=43_200).contains(&m) {
+            return Err(ConfigError(
+                "session_idle_minutes must be 1 to 43200 (30 days; the default is 720)".into(),
+            ));
+        }
+        c.session_idle = Duration::from_secs(m * 60);
+    }
+    if let Some(d) = over.session_max_days.or(fc.session_max_days) {
+        if !(1..=365).contains(&d) {
+            return Err(ConfigError(
+                "session_max_days must be 1 to 365 (the default is 14)".into(),
+            ));
+        }
+        c.session_max = Duration::from_secs(d * 86_400);
     }
     Ok(c)
 }

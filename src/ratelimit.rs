@@ -1,6 +1,7 @@
 //! Rate limits (governor, GCRA): per client IP on `/c` and `/p`, and per
 //! source on `/p` (each source its own quota: the server default or the
-//! source's `rate_limit`).
+//! source's `rate_limit`); per client IP and per user name on the
+//! dashboard's sign-in form.
 //!
 //! Keyed state is bounded: [`RateLimits::retain_recent`] runs on a timer and
 //! drops keys whose state has fully replenished. Rate-limited requests are
@@ -64,6 +65,22 @@ pub struct LimitCounters {
     pub postbacks_source: AtomicU64,
 }
 
+/// Sign-in attempts per client IP: 10 at once, then one every 6 s (10 a
+/// minute). Enough for a person who mistypes; an argon2 verification per
+/// attempt is the cost an attacker pays, and this bounds it per address.
+const LOGIN_IP: (Duration, u32) = (Duration::from_secs(6), 10);
+/// Sign-in attempts per user name, from anywhere: 5 at once, then one every
+/// 12 s, so guessing one user's password from many addresses stays slow.
+/// The price: someone hammering a name delays that user's sign-in by
+/// seconds, never locks the account.
+const LOGIN_NAME: (Duration, u32) = (Duration::from_secs(12), 5);
+
+fn login_quota((period, burst): (Duration, u32)) -> Quota {
+    Quota::with_period(period)
+        .expect("non-zero period")
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+}
+
 type SourceLimiter = ((u32, u32), Arc<DefaultDirectRateLimiter>);
 
 pub struct RateLimits {
@@ -73,6 +90,8 @@ pub struct RateLimits {
     postback_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// One limiter per source, rebuilt when its quota changes.
     sources: Mutex<HashMap<u64, SourceLimiter>>,
+    login_ip: DefaultKeyedRateLimiter<IpAddr>,
+    login_name: DefaultKeyedRateLimiter<String>,
     pub counters: LimitCounters,
 }
 
@@ -85,6 +104,8 @@ impl RateLimits {
             click_ip: keyed(config.click_ip),
             postback_ip: keyed(config.postback_ip),
             sources: Mutex::new(HashMap::new()),
+            login_ip: RateLimiter::keyed(login_quota(LOGIN_IP)),
+            login_name: RateLimiter::keyed(login_quota(LOGIN_NAME)),
             counters: LimitCounters::default(),
         }
     }
@@ -132,6 +153,18 @@ impl RateLimits {
         })
     }
 
+    /// Check a sign-in attempt from `ip` for user `name` (the address
+    /// first, so a flood from one address cannot use up a name's quota).
+    /// `Err` carries how long to wait.
+    pub fn check_login(&self, ip: IpAddr, name: &str) -> Result<(), Duration> {
+        self.login_ip
+            .check_key(&limit_key(ip))
+            .map_err(|nu| nu.wait_time_from(self.clock.now()))?;
+        self.login_name
+            .check_key(&name.trim().to_lowercase())
+            .map_err(|nu| nu.wait_time_from(self.clock.now()))
+    }
+
     fn check_keyed(
         &self,
         limiter: Option<&DefaultKeyedRateLimiter<IpAddr>>,
@@ -149,6 +182,10 @@ impl RateLimits {
             l.retain_recent();
             l.shrink_to_fit();
         }
+        self.login_ip.retain_recent();
+        self.login_ip.shrink_to_fit();
+        self.login_name.retain_recent();
+        self.login_name.shrink_to_fit();
         self.sources
             .lock()
             .unwrap_or_else(|e| e.into_inner())

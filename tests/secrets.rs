@@ -1,5 +1,6 @@
-//! No secret (admin token, signing secrets, IPN secrets) appears in logs, stored events,
-//! metrics or error bodies, in a run that used every one of them.
+//! No secret (admin token, signing secrets, IPN secrets, dashboard passwords and
+//! session tokens) appears in logs, stored events, metrics or error bodies, in a run
+//! that used every one of them.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -182,6 +183,47 @@ async fn secrets_never_leak() {
             .unwrap()
             .body,
     );
+    // Dashboard: a user's password, a wrong one, the session token.
+    let password = "leakcheck-password-77c1e0";
+    bodies.push(
+        admin(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"name": "leak", "password": password, "role": "admin"})),
+        )
+        .await
+        .body,
+    );
+    bodies.push(admin(Method::GET, "/api/v1/users", None).await.body);
+    let login = |pw: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let body = format!("name=leak&password={pw}").into_bytes();
+            http.send(
+                Method::POST,
+                &format!("{base}/login"),
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("origin", &base),
+                ],
+                Some(body),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let wrong = login("leakcheck-wrong-pw-4410").await;
+    assert_eq!(wrong.status, 401);
+    bodies.push(wrong.body.clone());
+    let signed = login(password).await;
+    assert_eq!(signed.status, 303);
+    let session_token = signed
+        .header("set-cookie")
+        .and_then(|c| c.strip_prefix("postbackd_session="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    bodies.push(signed.body.clone());
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -208,6 +250,9 @@ async fn secrets_never_leak() {
         needles.push(s.trim_start_matches("whsec_").to_string());
     }
     needles.extend(ipn_secrets);
+    needles.push(password.to_string());
+    needles.push("leakcheck-wrong-pw-4410".to_string());
+    needles.push(session_token.clone());
     let responses: Vec<String> = bodies
         .iter()
         .map(|b| String::from_utf8_lossy(b).into_owned())
@@ -227,4 +272,10 @@ async fn secrets_never_leak() {
         !db.windows(token.len()).any(|w| w == token.as_bytes()),
         "the admin token is in the database"
     );
+    for n in [password, session_token.as_str()] {
+        assert!(
+            !db.windows(n.len()).any(|w| w == n.as_bytes()),
+            "a password or session token is in the database"
+        );
+    }
 }

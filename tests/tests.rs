@@ -44,3 +44,5 @@ mod secrets;
 mod security;
 /// TLS: handshakes (rustls, curl), ALPN, SIGHUP reload, admin listener, redirect.
 mod tls;
+/// Dashboard users and sessions: the users API, sign-in, cookies, expiry, CSRF, setup link, `postbackd user`.
+mod users;

@@ -3,6 +3,7 @@
 
 mod reports;
 mod testfire;
+mod users;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Inspect and replay deliveries to destinations.
     #[command(subcommand)]
     Delivery(DeliveryCmd),
+    /// Manage dashboard users (admin or viewer).
+    #[command(subcommand)]
+    User(users::UserCmd),
     /// Save a consistent snapshot of the running server's database.
     Backup {
         /// File to write (a redb database; restore = stop the server and
@@ -494,6 +498,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             println!("{} dead deliveries queued again", ids.len());
             Ok(())
         }
+        Command::User(cmd) => users::run(cmd).await,
         Command::Backup { out, remote } => backup(&remote, &out).await,
         Command::Export(ExportCmd::Conversions {
             format,
@@ -797,6 +802,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         TokenOrigin::File => println!("admin token: in {}", c.token_path().display()),
         TokenOrigin::Configured => println!("admin token: from POSTBACKD_ADMIN_TOKEN / config"),
+    }
+    // The dashboard is served where the admin API is.
+    let dashboard = match c.admin_listen {
+        Some(a) => format!("{scheme}://{a}"),
+        None => c.public_url.clone(),
+    };
+    match crate::manage::users::setup_link(&app).await {
+        Ok(Some(token)) => {
+            println!(
+                "dashboard:  no user yet; create the first admin here (works once, for 24 h):"
+            );
+            println!("  {dashboard}/setup/{token}");
+        }
+        Ok(None) => println!("dashboard:  {dashboard}/login"),
+        Err(e) => println!("dashboard:  cannot make the set-up link: {}", e.message),
     }
     println!(
         "next: create a source (an affiliate network account) and paste its postback URL into the network:"

@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod fault;
 pub mod records;
 pub mod rollup;
+pub mod users;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,6 +72,11 @@ pub const ROLLUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rollups
 /// kept here) -> the ms of that visitor's last click on that link: the
 /// click job decides `unique` from it. Pruned by `retention::prune_visits`.
 pub const VISITS: TableDefinition<&[u8], u64> = TableDefinition::new("visits");
+/// Dashboard user name (lowercase) -> [`records::UserRecord`].
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// SHA-256 of a session's cookie token -> [`records::SessionRecord`].
+pub const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+
 /// `meta` key of the per-database random key of the visitor hash.
 const VISITOR_KEY: &str = "visitor_key";
 
@@ -218,6 +224,10 @@ write_tables! {
     costs: COSTS<&'static str, &'static [u8]>;
     /// [`VISITS`]
     visits: VISITS<&'static [u8], u64>;
+    /// [`USERS`]
+    users: USERS<&'static str, &'static [u8]>;
+    /// [`SESSIONS`]
+    sessions: SESSIONS<&'static [u8], &'static [u8]>;
 }
 
 /// What a write job sees: the batch's transaction (through one accessor
@@ -639,6 +649,10 @@ fn init(db: &Database) -> Result<(Catalog, [u8; 32]), OpenError> {
         txn.open_table(ROLLUPS).map_err(|x| e(x.into()))?;
         txn.open_table(COSTS).map_err(|x| e(x.into()))?;
         txn.open_table(VISITS).map_err(|x| e(x.into()))?;
+        // Added with the dashboard: created here on the first open by a
+        // build that has them, so older databases need no migration.
+        txn.open_table(USERS).map_err(|x| e(x.into()))?;
+        txn.open_table(SESSIONS).map_err(|x| e(x.into()))?;
     }
     txn.commit().map_err(|x| e(x.into()))?;
 

@@ -391,6 +391,38 @@ impl Record for DeliveryRecord {
     const KIND: &'static str = "delivery";
 }
 
+/// A dashboard user, keyed by name (lowercase).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserRecord {
+    /// `admin` or `viewer`.
+    pub role: String,
+    /// The argon2id PHC string. Never logged, never answered.
+    pub hash: String,
+    pub created_ms: u64,
+}
+
+impl Record for UserRecord {
+    const VERSION: u8 = 1;
+    const KIND: &'static str = "user";
+}
+
+/// A signed-in session, keyed by the SHA-256 of its cookie token (the
+/// token itself is only ever in the browser's cookie).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub user: String,
+    pub created_ms: u64,
+    /// Updated at most once a minute (a write is an fsync).
+    pub last_seen_ms: u64,
+    /// This session's CSRF token: every dashboard form posts it back.
+    pub csrf: String,
+}
+
+impl Record for SessionRecord {
+    const VERSION: u8 = 1;
+    const KIND: &'static str = "session";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

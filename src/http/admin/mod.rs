@@ -9,6 +9,7 @@ pub mod ops;
 pub mod records;
 pub mod reports;
 pub mod sources;
+pub mod users;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -62,6 +63,9 @@ pub async fn handle(app: &App, req: Request<Incoming>, path: &str) -> Result<Res
         (&Method::GET, ["presets"]) => Ok(ops::list_presets()),
         (&Method::GET, ["stats"]) => ops::stats(app).await,
         (&Method::POST, ["backup"]) => ops::backup(app).await,
+        (&Method::GET, ["users"]) => users::list(app).await,
+        (&Method::POST, ["users"]) => users::create(app, req).await,
+        (&Method::DELETE, ["users", name]) => users::delete(app, name).await,
         (&Method::GET, ["destinations"]) => Ok(destinations::list(app)),
         (&Method::POST, ["destinations"]) => destinations::create(app, req).await,
         (&Method::GET, ["destinations", id]) => destinations::get(app, id),

@@ -21,6 +21,7 @@ pub mod postbacks;
 pub mod records;
 pub mod reports;
 pub mod session;
+pub mod signin;
 pub mod sources;
 
 use std::net::SocketAddr;
@@ -70,6 +71,14 @@ pub async fn handle(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>, pa
             get(app, &viewer, path, &Form::from_query(&query)).await
         }
         Method::POST => {
+            if !session::same_origin(app, &req) {
+                return problem(
+                    StatusCode::FORBIDDEN,
+                    "This form was sent from another site",
+                    "The request did not come from a page of this dashboard, so nothing was \
+                     changed. Open the dashboard's own address and use its form.",
+                );
+            }
             let form = match Form::read(req).await {
                 Ok(f) => f,
                 Err(resp) => return resp,
