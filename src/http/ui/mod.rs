@@ -23,6 +23,7 @@ pub mod reports;
 pub mod session;
 pub mod signin;
 pub mod sources;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -128,6 +129,12 @@ async fn get(app: &Arc<App>, viewer: &Viewer, path: &str, q: &Form) -> Resp {
         "/ui/links" => links::list(app, viewer, &Form::default(), None).await,
         "/ui/destinations" => destinations::list(app, viewer).await,
         "/ui/destinations/new" if viewer.is_admin() => destinations::new_form(viewer, q, None),
+        "/ui/users" if viewer.is_admin() => users::list(app, viewer, &Form::default(), None).await,
+        "/ui/users" => problem(
+            StatusCode::FORBIDDEN,
+            "Admins only",
+            "The users page is for admins; ask one to add or remove users.",
+        ),
         _ => match segments(path)
             .iter()
             .map(String::as_str)
@@ -170,6 +177,8 @@ async fn post(app: &Arc<App>, viewer: &Viewer, path: &str, f: &Form) -> Resp {
         ["destinations"] => destinations::create(app, viewer, f).await,
         ["destinations", id, "delete"] => destinations::delete(app, id).await,
         ["deliveries", id, "retry"] => destinations::retry(app, id, f).await,
+        ["users"] => users::create(app, viewer, f).await,
+        ["users", name, "delete"] => users::remove(app, viewer, name).await,
         _ => not_found(),
     }
 }
