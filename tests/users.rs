@@ -276,7 +276,20 @@ async fn sign_in_form_sets_a_strict_cookie_and_opens_the_pages() {
     );
     let cookie = cookie_of(&r);
     assert_eq!(cookie.len(), 64);
-    assert!(works(&srv, &cookie).await);
+    // Pages read the session without writing it each time (a write is an
+    // fsync): last_seen moves at most once a minute.
+    let commits = |srv: &TestServer| {
+        srv.app
+            .store
+            .stats
+            .commits
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let before = commits(&srv);
+    for _ in 0..5 {
+        assert!(works(&srv, &cookie).await);
+    }
+    assert_eq!(commits(&srv), before, "no write per page view");
     let v = viewer(&srv, &cookie).await.expect("signed in");
     assert_eq!(
         (v.name.as_str(), v.is_admin(), v.csrf.len()),
@@ -456,6 +469,11 @@ async fn sessions_expire_when_idle_and_at_the_absolute_limit() {
     }
     tokio::time::sleep(Duration::from_millis(2300)).await;
     assert!(!works(&srv, &cookie).await, "idle too long");
+    // The sign-in page says why, and clears the dead cookie.
+    let r = get_with(&srv, "/login?next=/ui/overview", &cookie).await;
+    assert_eq!(r.status, 200);
+    assert!(text(&r).contains("Your session has ended"), "{}", text(&r));
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
     // The upkeep loop deletes it.
     let t = Instant::now();
     while session_rows(&srv).await > 0 {
@@ -794,4 +812,108 @@ fn first_start_link_and_user_commands() {
     assert_eq!(out.lines().count(), 1, "{out}");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Method, path, headers, body, expected status.
+type Case<'a> = (Method, String, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_on_the_session_pages_gets_a_page_never_a_5xx() {
+    let srv = TestServer::start().await;
+    add_user(&srv, "alice", "admin").await;
+    let origin = srv.base.clone();
+    let big = vec![b'a'; 100 * 1024];
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/login".into(),
+            vec![("content-type", "application/json"), ("origin", &origin)],
+            b"{}".to_vec(),
+            415,
+        ),
+        (
+            Method::POST,
+            "/login".into(),
+            vec![FORM, ("origin", &origin)],
+            big.clone(),
+            413,
+        ),
+        (
+            Method::POST,
+            "/login".into(),
+            vec![FORM, ("origin", &origin)],
+            b"name=%ff%fe&password=%zz".to_vec(),
+            401,
+        ),
+        (
+            Method::POST,
+            "/login".into(),
+            vec![FORM, ("origin", &origin)],
+            b"&&&==&name".to_vec(),
+            401,
+        ),
+        (
+            Method::POST,
+            "/login".into(),
+            vec![FORM, ("origin", "http://[::1")],
+            b"name=a".to_vec(),
+            403,
+        ),
+        (Method::PUT, "/login".into(), vec![], vec![], 405),
+        (Method::GET, "/logout".into(), vec![], vec![], 405),
+        (Method::GET, "/setup/".into(), vec![], vec![], 410),
+        (Method::GET, "/setup/%00%2F..".into(), vec![], vec![], 410),
+        (
+            Method::GET,
+            format!("/setup/{}", "a".repeat(4000)),
+            vec![],
+            vec![],
+            410,
+        ),
+        (
+            Method::POST,
+            "/setup/x".into(),
+            vec![FORM, ("origin", &origin)],
+            b"name=a&password=bbbbbbbbbbbb".to_vec(),
+            410,
+        ),
+        (
+            Method::GET,
+            "/ui/overview".into(),
+            vec![("cookie", "postbackd_session=")],
+            vec![],
+            303,
+        ),
+        (
+            Method::GET,
+            "/ui/overview".into(),
+            vec![("cookie", ";;=;postbackd_session=;;x")],
+            vec![],
+            303,
+        ),
+        (
+            Method::GET,
+            "/login".into(),
+            vec![("cookie", "postbackd_session=zz")],
+            vec![],
+            200,
+        ),
+    ];
+    for (method, path, headers, body, want) in cases {
+        let r = srv.send(method.clone(), &path, &headers, &body).await;
+        assert_eq!(
+            r.status,
+            want,
+            "{method} {} {headers:?}: {}",
+            &path[..path.len().min(40)],
+            text(&r)
+        );
+        assert!(
+            r.header("content-type")
+                .is_none_or(|c| c.starts_with("text/html")),
+            "a page: {path}"
+        );
+    }
+    // The server still signs in after all that.
+    assert_eq!(login(&srv, "alice", PASSWORD).await.status, 303);
 }
