@@ -396,6 +396,12 @@ async fn too_fast_sign_in_gets_429_with_how_long_to_wait() {
         );
     }
     assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+    // Counted in /metrics, not stored one by one.
+    let m = text(&srv.get("/metrics").await);
+    assert!(
+        m.contains("postbackd_rate_limited_total{limit=\"login\"} 3"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

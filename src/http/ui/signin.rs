@@ -195,12 +195,16 @@ async fn login_post(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) ->
             tracing::info!(user = %s.user, "dashboard sign-in");
             signed_in(app, &s, &next)
         }
-        Err(e) if e.code == "wrong_credentials" => login_page(
-            StatusCode::UNAUTHORIZED,
-            &next,
-            name,
-            Some((At::Password, &e.message)),
-        ),
+        Err(e) if e.code == "wrong_credentials" => {
+            // Not the name: people type their password into it by mistake.
+            tracing::info!("dashboard sign-in refused: wrong name or password");
+            login_page(
+                StatusCode::UNAUTHORIZED,
+                &next,
+                name,
+                Some((At::Password, &e.message)),
+            )
+        }
         Err(e) => unavailable(&e.message),
     }
 }
