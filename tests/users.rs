@@ -923,3 +923,29 @@ async fn bad_input_on_the_session_pages_gets_a_page_never_a_5xx() {
     // The server still signs in after all that.
     assert_eq!(login(&srv, "alice", PASSWORD).await.status, 303);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_keeps_the_users_and_signs_everyone_out() {
+    let srv = TestServer::start().await;
+    add_user(&srv, "alice", "admin").await;
+    let cookie = signed_in(&srv, "alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.redb");
+    let (status, _) = srv
+        .client
+        .download(
+            Method::POST,
+            &format!("{}/api/v1/backup", srv.base),
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            &file,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(&file, restored.path().join("postbackd.redb")).unwrap();
+    let r = TestServer::start_at(restored.path(), |_| {}).await;
+    assert!(!works(&r, &cookie).await, "sessions are not restored");
+    assert_eq!(login(&r, "alice", PASSWORD).await.status, 303, "users are");
+    r.stop().await;
+}
