@@ -89,6 +89,12 @@ pub fn remove_user(ctx: &mut WriteCtx<'_>, name: &str) -> Result<bool, StoreErro
     if ctx.users()?.remove(name)?.is_none() {
         return Ok(false);
     }
+    end_sessions(ctx, name)?;
+    Ok(true)
+}
+
+/// Delete every session of `name`.
+pub fn end_sessions(ctx: &mut WriteCtx<'_>, name: &str) -> Result<(), StoreError> {
     let mut theirs = Vec::new();
     for row in ctx.sessions()?.iter()? {
         let (k, v) = row?;
@@ -101,7 +107,7 @@ pub fn remove_user(ctx: &mut WriteCtx<'_>, name: &str) -> Result<bool, StoreErro
     for k in theirs {
         t.remove(k.as_slice())?;
     }
-    Ok(true)
+    Ok(())
 }
 
 pub fn put_session(
