@@ -162,7 +162,12 @@ impl RateLimits {
         let r = self
             .login_ip
             .check_key(&limit_key(ip))
-            .and_then(|()| self.login_name.check_key(&name.trim().to_lowercase()))
+            // Keyed by at most 64 bytes (the longest valid name): a made-up
+            // megabyte name must not become a megabyte key.
+            .and_then(|()| {
+                let key = crate::util::text::truncate(name.trim(), 64).to_lowercase();
+                self.login_name.check_key(&key)
+            })
             .map_err(|nu| nu.wait_time_from(self.clock.now()));
         if r.is_err() {
             self.counters.logins.fetch_add(1, Ordering::Relaxed);
