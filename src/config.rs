@@ -592,6 +592,43 @@ mod tests {
     }
 
     #[test]
+    fn session_expiry_settings_within_bounds() {
+        let c = load(None, Settings::default()).unwrap();
+        assert_eq!(c.session_idle, Duration::from_secs(720 * 60));
+        assert_eq!(c.session_max, Duration::from_secs(14 * 86_400));
+        let c = load(
+            None,
+            Settings {
+                session_idle_minutes: Some(5),
+                session_max_days: Some(1),
+                ..Settings::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (c.session_idle, c.session_max),
+            (Duration::from_secs(300), Duration::from_secs(86_400))
+        );
+        for (idle, max) in [
+            (Some(0), None),
+            (Some(43_201), None),
+            (None, Some(0)),
+            (None, Some(366)),
+        ] {
+            let e = load(
+                None,
+                Settings {
+                    session_idle_minutes: idle,
+                    session_max_days: max,
+                    ..Settings::default()
+                },
+            )
+            .unwrap_err();
+            assert!(e.0.contains("must be 1 to"), "{e}");
+        }
+    }
+
+    #[test]
     fn default_public_url_follows_listen() {
         let c = load(
             None,

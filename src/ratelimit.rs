@@ -63,6 +63,8 @@ pub struct LimitCounters {
     pub clicks_ip: AtomicU64,
     pub postbacks_ip: AtomicU64,
     pub postbacks_source: AtomicU64,
+    /// Dashboard sign-in attempts refused (per IP or per name).
+    pub logins: AtomicU64,
 }
 
 /// Sign-in attempts per client IP: 10 at once, then one every 6 s (10 a
@@ -157,12 +159,20 @@ impl RateLimits {
     /// first, so a flood from one address cannot use up a name's quota).
     /// `Err` carries how long to wait.
     pub fn check_login(&self, ip: IpAddr, name: &str) -> Result<(), Duration> {
-        self.login_ip
+        let r = self
+            .login_ip
             .check_key(&limit_key(ip))
-            .map_err(|nu| nu.wait_time_from(self.clock.now()))?;
-        self.login_name
-            .check_key(&name.trim().to_lowercase())
-            .map_err(|nu| nu.wait_time_from(self.clock.now()))
+            // Keyed by at most 64 bytes (the longest valid name): a made-up
+            // megabyte name must not become a megabyte key.
+            .and_then(|()| {
+                let key = crate::util::text::truncate(name.trim(), 64).to_lowercase();
+                self.login_name.check_key(&key)
+            })
+            .map_err(|nu| nu.wait_time_from(self.clock.now()));
+        if r.is_err() {
+            self.counters.logins.fetch_add(1, Ordering::Relaxed);
+        }
+        r
     }
 
     fn check_keyed(

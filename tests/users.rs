@@ -2,7 +2,9 @@
 //! and its cookie, pages with and without a session, wrong passwords,
 //! the login rate limit, sign-out, idle and absolute expiry, CSRF and
 //! Origin checks, viewers, `next` without an open redirect, the one-time
-//! set-up link, and `postbackd user add|list|remove`.
+//! set-up link, and `postbackd user add|list|remove`. The helpers (add a
+//! user, sign in, post a form as the dashboard's own page does) are public
+//! for the page tests.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -15,10 +17,10 @@ use serde_json::json;
 
 use crate::util::{TOKEN, TestServer, text};
 
-const PASSWORD: &str = "correct horse battery";
-const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+pub const PASSWORD: &str = "correct horse battery";
+pub const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 
-async fn add_user(srv: &TestServer, name: &str, role: &str) {
+pub async fn add_user(srv: &TestServer, name: &str, role: &str) {
     let r = srv
         .admin(
             Method::POST,
@@ -29,7 +31,7 @@ async fn add_user(srv: &TestServer, name: &str, role: &str) {
     assert_eq!(r.status, 201, "{}", text(&r));
 }
 
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+pub fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         s.append_pair(k, v);
@@ -38,7 +40,7 @@ fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
 }
 
 /// POST a form the way a browser on the dashboard's own page does.
-async fn post_form(
+pub async fn post_form(
     srv: &TestServer,
     path: &str,
     cookie: Option<&str>,
@@ -52,7 +54,7 @@ async fn post_form(
     srv.send(Method::POST, path, &h, &form(pairs)).await
 }
 
-async fn login(
+pub async fn login(
     srv: &TestServer,
     name: &str,
     password: &str,
@@ -67,7 +69,7 @@ async fn login(
 }
 
 /// The session token a response set.
-fn cookie_of(r: &postbackd::util::client::HttpResponse) -> String {
+pub fn cookie_of(r: &postbackd::util::client::HttpResponse) -> String {
     let sc = r.header("set-cookie").expect("a Set-Cookie");
     let v = sc
         .strip_prefix(&format!("{}=", session::COOKIE_NAME))
@@ -75,13 +77,13 @@ fn cookie_of(r: &postbackd::util::client::HttpResponse) -> String {
     v.split(';').next().unwrap().to_string()
 }
 
-async fn signed_in(srv: &TestServer, name: &str) -> String {
+pub async fn signed_in(srv: &TestServer, name: &str) -> String {
     let r = login(srv, name, PASSWORD).await;
     assert_eq!(r.status, 303, "{}", text(&r));
     cookie_of(&r)
 }
 
-async fn get_with(
+pub async fn get_with(
     srv: &TestServer,
     path: &str,
     cookie: &str,
@@ -92,7 +94,7 @@ async fn get_with(
 
 /// Whether a cookie still signs in: `/ui/...` answers without sending
 /// the browser to /login.
-async fn works(srv: &TestServer, cookie: &str) -> bool {
+pub async fn works(srv: &TestServer, cookie: &str) -> bool {
     let r = get_with(srv, "/ui/overview", cookie).await;
     let to_login = r.status == 303
         && r.header("location")
@@ -101,7 +103,7 @@ async fn works(srv: &TestServer, cookie: &str) -> bool {
 }
 
 /// The viewer behind a cookie, as the page router sees it.
-async fn viewer(srv: &TestServer, cookie: &str) -> Option<session::Viewer> {
+pub async fn viewer(srv: &TestServer, cookie: &str) -> Option<session::Viewer> {
     let mut h = HeaderMap::new();
     h.insert(
         "cookie",
@@ -188,6 +190,54 @@ async fn users_api_creates_lists_and_removes_without_hashes() {
             .unwrap()
             .ends_with('Z')
     );
+    // A new role applies to open sessions; a new password ends them.
+    let bob = signed_in(&srv, "bob").await;
+    assert!(!viewer(&srv, &bob).await.unwrap().is_admin());
+    let patch = |body: serde_json::Value| srv.admin(Method::PATCH, "/api/v1/users/bob", Some(body));
+    let r = patch(json!({"role": "admin"})).await;
+    assert_eq!(
+        (r.status, r.json()["role"].as_str()),
+        (200, Some("admin")),
+        "{}",
+        text(&r)
+    );
+    assert!(viewer(&srv, &bob).await.unwrap().is_admin());
+    let r = patch(json!({"password": "short"})).await;
+    assert_eq!(r.json()["error"], "password_too_short");
+    let r = patch(json!({"role": "viewer", "password": "a brand new passphrase"})).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        viewer(&srv, &bob).await.is_none(),
+        "a new password signs out"
+    );
+    assert_eq!(login(&srv, "bob", PASSWORD).await.status, 401);
+    assert_eq!(
+        login(&srv, "bob", "a brand new passphrase").await.status,
+        303
+    );
+    let r = srv
+        .admin(
+            Method::PATCH,
+            "/api/v1/users/alice",
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (409, Some("last_admin"))
+    );
+    let r = srv
+        .admin(
+            Method::PATCH,
+            "/api/v1/users/nobody",
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = patch(json!({"role": "viewer", "name": "x"})).await;
+    assert_eq!(r.json()["error"], "invalid_json");
+    // Back to the password the rest of the test uses.
+    assert_eq!(patch(json!({"password": PASSWORD})).await.status, 200);
     // The last admin stays; a viewer goes, with their sessions.
     let r = srv.admin(Method::DELETE, "/api/v1/users/alice", None).await;
     assert_eq!(
@@ -276,7 +326,20 @@ async fn sign_in_form_sets_a_strict_cookie_and_opens_the_pages() {
     );
     let cookie = cookie_of(&r);
     assert_eq!(cookie.len(), 64);
-    assert!(works(&srv, &cookie).await);
+    // Pages read the session without writing it each time (a write is an
+    // fsync): last_seen moves at most once a minute.
+    let commits = |srv: &TestServer| {
+        srv.app
+            .store
+            .stats
+            .commits
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let before = commits(&srv);
+    for _ in 0..5 {
+        assert!(works(&srv, &cookie).await);
+    }
+    assert_eq!(commits(&srv), before, "no write per page view");
     let v = viewer(&srv, &cookie).await.expect("signed in");
     assert_eq!(
         (v.name.as_str(), v.is_admin(), v.csrf.len()),
@@ -383,6 +446,12 @@ async fn too_fast_sign_in_gets_429_with_how_long_to_wait() {
         );
     }
     assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+    // Counted in /metrics, not stored one by one.
+    let m = text(&srv.get("/metrics").await);
+    assert!(
+        m.contains("postbackd_rate_limited_total{limit=\"login\"} 3"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -456,6 +525,11 @@ async fn sessions_expire_when_idle_and_at_the_absolute_limit() {
     }
     tokio::time::sleep(Duration::from_millis(2300)).await;
     assert!(!works(&srv, &cookie).await, "idle too long");
+    // The sign-in page says why, and clears the dead cookie.
+    let r = get_with(&srv, "/login?next=/ui/overview", &cookie).await;
+    assert_eq!(r.status, 200);
+    assert!(text(&r).contains("Your session has ended"), "{}", text(&r));
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
     // The upkeep loop deletes it.
     let t = Instant::now();
     while session_rows(&srv).await > 0 {
@@ -787,6 +861,16 @@ fn first_start_link_and_user_commands() {
     assert_eq!((signin, setup), (303, 410));
     let (ok, out) = cli(&base, &["user", "remove", "alice"], None);
     assert!(!ok && out.contains("last_admin"), "{out}");
+    let (ok, out) = cli(&base, &["user", "set", "alice", "--role", "viewer"], None);
+    assert!(!ok && out.contains("last_admin"), "{out}");
+    let (ok, out) = cli(&base, &["user", "set", "bob"], None);
+    assert!(!ok && out.contains("nothing to change"), "{out}");
+    let (ok, out) = cli(
+        &base,
+        &["user", "set", "bob", "--role", "admin", "--password-stdin"],
+        Some("another long passphrase\n"),
+    );
+    assert!(ok && out.contains("user bob updated (admin)"), "{out}");
     let (ok, out) = cli(&base, &["user", "remove", "bob"], None);
     assert!(ok, "{out}");
     let (ok, out) = cli(&base, &["user", "list"], None);
@@ -794,4 +878,134 @@ fn first_start_link_and_user_commands() {
     assert_eq!(out.lines().count(), 1, "{out}");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Method, path, headers, body, expected status.
+type Case<'a> = (Method, String, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_on_the_session_pages_gets_a_page_never_a_5xx() {
+    let srv = TestServer::start().await;
+    add_user(&srv, "alice", "admin").await;
+    let origin = srv.base.clone();
+    let big = vec![b'a'; 100 * 1024];
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/login".into(),
+            vec![("content-type", "application/json"), ("origin", &origin)],
+            b"{}".to_vec(),
+            415,
+        ),
+        (
+            Method::POST,
+            "/login".into(),
+            vec![FORM, ("origin", &origin)],
+            big.clone(),
+            413,
+        ),
+        (
+            Method::POST,
+            "/login".into(),
+            vec![FORM, ("origin", &origin)],
+            b"name=%ff%fe&password=%zz".to_vec(),
+            401,
+        ),
+        (
+            Method::POST,
+            "/login".into(),
+            vec![FORM, ("origin", &origin)],
+            b"&&&==&name".to_vec(),
+            401,
+        ),
+        (
+            Method::POST,
+            "/login".into(),
+            vec![FORM, ("origin", "http://[::1")],
+            b"name=a".to_vec(),
+            403,
+        ),
+        (Method::PUT, "/login".into(), vec![], vec![], 405),
+        (Method::GET, "/logout".into(), vec![], vec![], 405),
+        (Method::GET, "/setup/".into(), vec![], vec![], 410),
+        (Method::GET, "/setup/%00%2F..".into(), vec![], vec![], 410),
+        (
+            Method::GET,
+            format!("/setup/{}", "a".repeat(4000)),
+            vec![],
+            vec![],
+            410,
+        ),
+        (
+            Method::POST,
+            "/setup/x".into(),
+            vec![FORM, ("origin", &origin)],
+            b"name=a&password=bbbbbbbbbbbb".to_vec(),
+            410,
+        ),
+        (
+            Method::GET,
+            "/ui/overview".into(),
+            vec![("cookie", "postbackd_session=")],
+            vec![],
+            303,
+        ),
+        (
+            Method::GET,
+            "/ui/overview".into(),
+            vec![("cookie", ";;=;postbackd_session=;;x")],
+            vec![],
+            303,
+        ),
+        (
+            Method::GET,
+            "/login".into(),
+            vec![("cookie", "postbackd_session=zz")],
+            vec![],
+            200,
+        ),
+    ];
+    for (method, path, headers, body, want) in cases {
+        let r = srv.send(method.clone(), &path, &headers, &body).await;
+        assert_eq!(
+            r.status,
+            want,
+            "{method} {} {headers:?}: {}",
+            &path[..path.len().min(40)],
+            text(&r)
+        );
+        assert!(
+            r.header("content-type")
+                .is_none_or(|c| c.starts_with("text/html")),
+            "a page: {path}"
+        );
+    }
+    // The server still signs in after all that.
+    assert_eq!(login(&srv, "alice", PASSWORD).await.status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_keeps_the_users_and_signs_everyone_out() {
+    let srv = TestServer::start().await;
+    add_user(&srv, "alice", "admin").await;
+    let cookie = signed_in(&srv, "alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.redb");
+    let (status, _) = srv
+        .client
+        .download(
+            Method::POST,
+            &format!("{}/api/v1/backup", srv.base),
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            &file,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(&file, restored.path().join("postbackd.redb")).unwrap();
+    let r = TestServer::start_at(restored.path(), |_| {}).await;
+    assert!(!works(&r, &cookie).await, "sessions are not restored");
+    assert_eq!(login(&r, "alice", PASSWORD).await.status, 303, "users are");
+    r.stop().await;
 }

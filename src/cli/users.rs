@@ -23,6 +23,19 @@ pub enum UserCmd {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Change a user's role or password (a new password signs them out
+    /// everywhere): `postbackd user set bob --role admin`.
+    Set {
+        name: String,
+        /// admin or viewer.
+        #[arg(long)]
+        role: Option<String>,
+        /// Read the new password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// List dashboard users.
     List {
         #[command(flatten)]
@@ -61,6 +74,32 @@ pub async fn run(cmd: UserCmd) -> Result<(), String> {
             );
             Ok(())
         }
+        UserCmd::Set {
+            name,
+            role,
+            password_stdin,
+            remote,
+        } => {
+            if role.is_none() && !password_stdin {
+                return Err(
+                    "nothing to change: pass --role admin|viewer and/or --password-stdin".into(),
+                );
+            }
+            let mut body = json!({});
+            if let Some(r) = role {
+                body["role"] = json!(r);
+            }
+            if password_stdin {
+                body["password"] = json!(read_password()?);
+            }
+            let u = admin(&remote, Method::PATCH, &user_path(&name), Some(&body)).await?;
+            println!(
+                "user {} updated ({})",
+                u["name"].as_str().unwrap_or(""),
+                u["role"].as_str().unwrap_or("")
+            );
+            Ok(())
+        }
         UserCmd::List { remote } => {
             let v = admin(&remote, Method::GET, "/api/v1/users", None).await?;
             for u in v["items"].as_array().into_iter().flatten() {
@@ -74,15 +113,18 @@ pub async fn run(cmd: UserCmd) -> Result<(), String> {
             Ok(())
         }
         UserCmd::Remove { name, remote } => {
-            let path = format!(
-                "/api/v1/users/{}",
-                percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
-            );
-            admin(&remote, Method::DELETE, &path, None).await?;
+            admin(&remote, Method::DELETE, &user_path(&name), None).await?;
             println!("user {name} removed; their sessions are ended");
             Ok(())
         }
     }
+}
+
+fn user_path(name: &str) -> String {
+    format!(
+        "/api/v1/users/{}",
+        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+    )
 }
 
 /// The first line of standard input, without its line ending.

@@ -81,6 +81,7 @@ pub async fn render(app: &App) -> String {
         ("click_ip", &app.rate.counters.clicks_ip),
         ("postback_ip", &app.rate.counters.postbacks_ip),
         ("source", &app.rate.counters.postbacks_source),
+        ("login", &app.rate.counters.logins),
     ] {
         let _ = writeln!(
             out,

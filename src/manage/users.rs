@@ -299,6 +299,86 @@ pub async fn list_users(app: &App) -> Result<Vec<User>, Error> {
         .collect())
 }
 
+/// `PATCH /api/v1/users/{name}`, `postbackd user set`: a new password
+/// and/or role. Absent fields stay as they are.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub password: Option<String>,
+    pub role: Option<String>,
+}
+
+/// Change a user's password or role. A new password ends the user's
+/// sessions (whoever knew the old one is signed out); a new role applies
+/// to the open sessions at their next request. The last admin keeps the
+/// admin role, as in [`remove_user`].
+pub async fn update_user(app: &App, name: &str, patch: UserPatch) -> Result<User, Error> {
+    let key = name.trim().to_lowercase();
+    let role = patch.role.as_deref().map(valid_role).transpose()?;
+    let hash = match patch.password {
+        Some(p) => {
+            valid_password(&p)?;
+            Some(hash_password(p).await?)
+        }
+        None => None,
+    };
+    enum Outcome {
+        Updated(UserRecord),
+        Unknown,
+        LastAdmin,
+    }
+    let k = key.clone();
+    let outcome = app
+        .store
+        .write(move |ctx| {
+            let Some(mut u) = table::get_user(ctx, &k)? else {
+                return Ok(Outcome::Unknown);
+            };
+            if role == Some(Role::Viewer) && u.role == "admin" && table::other_admins(ctx, &k)? == 0
+            {
+                return Ok(Outcome::LastAdmin);
+            }
+            if let Some(r) = role {
+                u.role = r.label().to_string();
+            }
+            if let Some(h) = hash {
+                u.hash = h;
+                table::end_sessions(ctx, &k)?;
+            }
+            table::put_user(ctx, &k, &u)?;
+            Ok(Outcome::Updated(u))
+        })
+        .await?;
+    match outcome {
+        Outcome::Updated(u) => Ok(User {
+            name: key,
+            role: Role::stored(&u.role),
+            created_ms: u.created_ms,
+        }),
+        Outcome::Unknown => Err(unknown_user(&key)),
+        Outcome::LastAdmin => Err(last_admin(&key)),
+    }
+}
+
+fn unknown_user(key: &str) -> Error {
+    Error::not_found(
+        "unknown_user",
+        format!(
+            "no user named `{}`; `postbackd user list` shows the users",
+            crate::util::text::truncate(key, 64)
+        ),
+    )
+}
+
+fn last_admin(key: &str) -> Error {
+    Error::conflict(
+        "last_admin",
+        format!(
+            "`{key}` is the last admin; add another admin first, so someone can still manage users"
+        ),
+    )
+}
+
 /// Remove a user and end their sessions. The last admin is kept: without
 /// one nobody can manage users from the dashboard, and the first-start
 /// link does not come back while any user exists.
@@ -325,20 +405,8 @@ pub async fn remove_user(app: &App, name: &str) -> Result<(), Error> {
         .await?;
     match outcome {
         Outcome::Removed => Ok(()),
-        Outcome::Unknown => Err(Error::not_found(
-            "unknown_user",
-            format!(
-                "no user named `{}`; `postbackd user list` shows the users",
-                crate::util::text::truncate(&key, 64)
-            ),
-        )),
-        Outcome::LastAdmin => Err(Error::conflict(
-            "last_admin",
-            format!(
-                "`{key}` is the last admin; add another admin first, so someone can still manage \
-                 users"
-            ),
-        )),
+        Outcome::Unknown => Err(unknown_user(&key)),
+        Outcome::LastAdmin => Err(last_admin(&key)),
     }
 }
 

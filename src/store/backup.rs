@@ -14,7 +14,7 @@ use redb::{
 
 use crate::store::{
     CLICKS, CONVERSIONS, DEDUP, DELIVERIES, DELIVERY_KEYS, DESTINATIONS, EVENTS, LINKS, META,
-    OUTBOX, PENDING, SIGNATURES, SOURCES, StoreError, VISITS,
+    OUTBOX, PENDING, SIGNATURES, SOURCES, StoreError, USERS, VISITS,
 };
 
 fn copy<K: Key + 'static, V: Value + 'static>(
@@ -54,6 +54,9 @@ pub fn snapshot(db: &Database, dest: &Path) -> Result<u64, StoreError> {
     n += copy(&rtx, &wtx, PENDING)?;
     n += copy(&rtx, &wtx, DELIVERY_KEYS)?;
     n += copy(&rtx, &wtx, VISITS)?;
+    // Users, not their sessions: a restored server has everyone sign in
+    // again (the table is created empty when the copy is opened).
+    n += copy(&rtx, &wtx, USERS)?;
     wtx.commit()?;
     Ok(n)
 }

@@ -170,7 +170,7 @@ macro_rules! write_tables {
         /// The tables of one batch's transaction, each opened on first use
         /// and kept open until the commit. Opening is not free (a lookup in
         /// redb's table tree, and a table-root update staged at close), and
-        /// a batch of clicks touches two tables of the fourteen.
+        /// a batch of clicks touches two tables of the eighteen.
         #[derive(Default)]
         struct OpenTables<'t> {
             $($name: Option<Table<'t, $k, $v>>,)*

@@ -89,6 +89,12 @@ pub fn remove_user(ctx: &mut WriteCtx<'_>, name: &str) -> Result<bool, StoreErro
     if ctx.users()?.remove(name)?.is_none() {
         return Ok(false);
     }
+    end_sessions(ctx, name)?;
+    Ok(true)
+}
+
+/// Delete every session of `name`.
+pub fn end_sessions(ctx: &mut WriteCtx<'_>, name: &str) -> Result<(), StoreError> {
     let mut theirs = Vec::new();
     for row in ctx.sessions()?.iter()? {
         let (k, v) = row?;
@@ -101,7 +107,7 @@ pub fn remove_user(ctx: &mut WriteCtx<'_>, name: &str) -> Result<bool, StoreErro
     for k in theirs {
         t.remove(k.as_slice())?;
     }
-    Ok(true)
+    Ok(())
 }
 
 pub fn put_session(
@@ -201,4 +207,34 @@ fn parse_setup(v: &[u8]) -> Option<([u8; 32], u64)> {
 /// Whether the users table has any row (a reader's view).
 pub fn read_has_users(rtx: &ReadTransaction) -> Result<bool, StoreError> {
     Ok(rtx.open_table(USERS)?.first()?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_and_absolute_expiry() {
+        let s = SessionRecord {
+            user: "a".into(),
+            created_ms: 1_000,
+            last_seen_ms: 5_000,
+            csrf: String::new(),
+        };
+        // idle 10 s, absolute 60 s
+        assert!(!session_expired(&s, 14_999, 10_000, 60_000));
+        assert!(session_expired(&s, 15_000, 10_000, 60_000));
+        let active = SessionRecord {
+            last_seen_ms: 60_500,
+            ..s.clone()
+        };
+        assert!(!session_expired(&active, 60_999, 10_000, 60_000));
+        assert!(session_expired(&active, 61_000, 10_000, 60_000));
+        // A clock that went back never underflows.
+        assert!(!session_expired(&s, 0, 10_000, 60_000));
+        assert_eq!(parse_setup(&[0u8; 39]), None);
+        let mut v = vec![7u8; 32];
+        v.extend_from_slice(&42u64.to_le_bytes());
+        assert_eq!(parse_setup(&v), Some(([7u8; 32], 42)));
+    }
 }

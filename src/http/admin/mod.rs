@@ -65,6 +65,7 @@ pub async fn handle(app: &App, req: Request<Incoming>, path: &str) -> Result<Res
         (&Method::POST, ["backup"]) => ops::backup(app).await,
         (&Method::GET, ["users"]) => users::list(app).await,
         (&Method::POST, ["users"]) => users::create(app, req).await,
+        (&Method::PATCH, ["users", name]) => users::update(app, name, req).await,
         (&Method::DELETE, ["users", name]) => users::delete(app, name).await,
         (&Method::GET, ["destinations"]) => Ok(destinations::list(app)),
         (&Method::POST, ["destinations"]) => destinations::create(app, req).await,

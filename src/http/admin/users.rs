@@ -30,6 +30,12 @@ pub async fn create(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError>
     Ok(json_response(StatusCode::CREATED, &view(&u)))
 }
 
+pub async fn update(app: &App, name: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+    let u = users::update_user(app, &name, body(req).await?).await?;
+    Ok(json_response(StatusCode::OK, &view(&u)))
+}
+
 pub async fn delete(app: &App, name: &str) -> Result<Resp, ApiError> {
     let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
     users::remove_user(app, &name).await?;

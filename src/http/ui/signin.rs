@@ -34,6 +34,13 @@ pub async fn handle(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>, pa
             if session::current(app, req.headers()).await.is_some() {
                 return see_other(&next);
             }
+            // A cookie that no longer signs in: the session expired, was
+            // signed out elsewhere, or its user was removed. Say so, and
+            // let the browser forget it.
+            if session::cookie_token(req.headers()).is_some() {
+                let page = login_page(StatusCode::OK, &next, "", Some((At::Notice, ENDED)));
+                return with_cookie(page, &clear_cookie(app));
+            }
             login_page(StatusCode::OK, &next, "", None)
         }
         (Method::POST, "/login", _) => login_post(app, peer, req).await,
@@ -113,17 +120,23 @@ fn field(id: &str, label: &str, kind: &str, value: &str, auto: &str, err: Option
     }
 }
 
-/// Which field an error from `manage::users` belongs beside.
+/// Which field an error from `manage::users` belongs beside (or a notice
+/// above the form).
 enum At {
     Name,
     Password,
+    Notice,
 }
 
+const ENDED: &str =
+    "Your session has ended (it expired, or was signed out or removed). Sign in again.";
+
 fn login_page(status: StatusCode, next: &str, name: &str, err: Option<(At, &str)>) -> Resp {
-    let (name_err, pw_err) = match &err {
-        Some((At::Name, e)) => (Some(*e), None),
-        Some((At::Password, e)) => (None, Some(*e)),
-        None => (None, None),
+    let (name_err, pw_err, notice) = match &err {
+        Some((At::Name, e)) => (Some(*e), None, None),
+        Some((At::Password, e)) => (None, Some(*e), None),
+        Some((At::Notice, e)) => (None, None, Some(*e)),
+        None => (None, None, None),
     };
     respond(
         status,
@@ -131,6 +144,9 @@ fn login_page(status: StatusCode, next: &str, name: &str, err: Option<(At, &str)
             "Sign in",
             html! {
                 h1 { "Sign in to postbackd" }
+                @if let Some(n) = notice {
+                    p.flash.warn role="status" { (n) }
+                }
                 div.panel {
                     form.stack method="post" action="/login" {
                         input type="hidden" name="next" value=(next);
@@ -179,12 +195,16 @@ async fn login_post(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) ->
             tracing::info!(user = %s.user, "dashboard sign-in");
             signed_in(app, &s, &next)
         }
-        Err(e) if e.code == "wrong_credentials" => login_page(
-            StatusCode::UNAUTHORIZED,
-            &next,
-            name,
-            Some((At::Password, &e.message)),
-        ),
+        Err(e) if e.code == "wrong_credentials" => {
+            // Not the name: people type their password into it by mistake.
+            tracing::info!("dashboard sign-in refused: wrong name or password");
+            login_page(
+                StatusCode::UNAUTHORIZED,
+                &next,
+                name,
+                Some((At::Password, &e.message)),
+            )
+        }
         Err(e) => unavailable(&e.message),
     }
 }
@@ -232,7 +252,7 @@ fn setup_page(status: StatusCode, token: &str, name: &str, err: Option<(At, &str
     let (name_err, pw_err) = match &err {
         Some((At::Name, e)) => (Some(*e), None),
         Some((At::Password, e)) => (None, Some(*e)),
-        None => (None, None),
+        _ => (None, None),
     };
     let action = format!("/setup/{token}");
     respond(
