@@ -51,6 +51,12 @@ async fn backup_restores_into_a_new_data_dir() {
     }
     let before = all_conversions(&s).await;
     assert_eq!(before.len(), 40);
+    let report_path = "/api/v1/reports?group_by=campaign,day";
+    let report_before = s.admin(Method::GET, report_path, None).await.json();
+    assert_eq!(
+        report_before["totals"]["conversions"], 40,
+        "{report_before}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("backup.redb");
     let (status, bytes) = HttpClient::new()
@@ -76,6 +82,11 @@ async fn backup_restores_into_a_new_data_dir() {
         all_conversions(&r).await,
         before,
         "every conversion of the snapshot, and only those"
+    );
+    // The report roll-ups came along: the same report, cell for cell.
+    assert_eq!(
+        r.admin(Method::GET, report_path, None).await.json(),
+        report_before
     );
     // Sources (keys), links and dedup came back too.
     let again = r
