@@ -63,6 +63,30 @@ async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
+/** More traffic for the screenshots: clicks over four zones, some converting. */
+async function seed() {
+  const link = await pbd.admin("PATCH", "/api/v1/links/spring", { subs: { sub1: "zoneid" } });
+  assert.equal(link.status, 200, link.text);
+  const key = source.key;
+  const agents = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+  ];
+  const p = (await pbd.admin("GET", `/api/v1/sources/${source.id}`)).json.effective_params;
+  for (let i = 0; i < 60; i++) {
+    const r = await fetch(`${pbd.base}/c/spring?zoneid=zone-${(i * 7) % 5}`, { redirect: "manual", headers: { "user-agent": agents[i % 2] } });
+    const cid = new URL(r.headers.get("location")).searchParams.get("sub1");
+    if (i % 6 === 0) {
+      const u = new URL(`${pbd.base}/p/${key}`);
+      u.searchParams.set(p.click_id, cid);
+      u.searchParams.set(p.amount, String(20 + (i % 3) * 5) + ".00");
+      u.searchParams.set(p.transaction_id, `seed-${i}`);
+      await fetch(u);
+    }
+  }
+  await fetch(`${pbd.base}/p/${key}?${p.click_id}=unknown-click&${p.amount}=9.00&${p.transaction_id}=seed-x`);
+}
+
 async function signIn(page, who) {
   // One profile, one cookie jar: start signed out.
   await page.context().clearCookies();
@@ -188,7 +212,6 @@ test("the conversion is in Reports", async () => {
   assert.equal(cells[4].trim(), "1");
   assert.equal(cells[6].trim(), "12.50 USD");
   assert.equal(cells[7].trim(), "0.05 USD");
-  await shot(page, "reports");
   // Drill down: the row's value becomes a filter.
   await row.locator("a").first().click();
   await page.waitForSelector(".badge:has-text('campaign = spring-sale')");
@@ -258,6 +281,7 @@ test("every page: no console error, no other origin, under 300 KB, usable at 375
     const resp = await open(p, path);
     assert.equal(resp.status(), 200, path);
   }
+  if (SHOTS) await seed();
   await p.setViewportSize({ width: 375, height: 800 });
   for (const path of ["/ui/overview", "/ui/reports", "/ui/postbacks", "/ui/sources"]) {
     await open(p, path);
@@ -266,9 +290,9 @@ test("every page: no console error, no other origin, under 300 KB, usable at 375
     await shot(p, `${path.split("/").pop()}-375`);
   }
   await p.setViewportSize({ width: 1280, height: 800 });
-  for (const path of ["/ui/overview", "/ui/postbacks"]) {
+  for (const [path, name] of [["/ui/overview", "overview"], ["/ui/postbacks", "postbacks"], ["/ui/reports?range=today&g1=campaign&g2=sub1", "reports"]]) {
     await open(p, path);
-    await shot(p, path.split("/").pop());
+    await shot(p, name);
   }
   // Keyboard: the first Tab reaches the skip link, and focus is visible.
   await open(p, "/ui/overview");
