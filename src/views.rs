@@ -165,6 +165,9 @@ pub fn click(id: &str, c: &ClickRecord) -> Value {
         "country": c.country,
         "bot": c.bot,
         "unique": c.unique,
+        "via": if c.via.is_empty() { "redirect" } else { c.via.as_str() },
+        "landing_url": c.landing_url,
+        "external_id": c.external_id,
     });
     for f in CLICK_FIELDS {
         let val = c

@@ -14,7 +14,7 @@ use redb::{
 
 use crate::store::{
     CLICKS, CONVERSIONS, DEDUP, DELIVERIES, DELIVERY_KEYS, DESTINATIONS, EVENTS, LINKS, META,
-    OUTBOX, PENDING, SIGNATURES, SOURCES, StoreError, VISITS,
+    EXTERNAL_IDS, OUTBOX, PENDING, SIGNATURES, SOURCES, StoreError, VISITS,
 };
 
 fn copy<K: Key + 'static, V: Value + 'static>(
@@ -54,6 +54,7 @@ pub fn snapshot(db: &Database, dest: &Path) -> Result<u64, StoreError> {
     n += copy(&rtx, &wtx, PENDING)?;
     n += copy(&rtx, &wtx, DELIVERY_KEYS)?;
     n += copy(&rtx, &wtx, VISITS)?;
+    n += copy(&rtx, &wtx, EXTERNAL_IDS)?;
     wtx.commit()?;
     Ok(n)
 }

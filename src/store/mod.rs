@@ -71,6 +71,10 @@ pub const ROLLUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rollups
 /// kept here) -> the ms of that visitor's last click on that link: the
 /// click job decides `unique` from it. Pruned by `retention::prune_visits`.
 pub const VISITS: TableDefinition<&[u8], u64> = TableDefinition::new("visits");
+/// External ID (the caller's own ID given to `POST /api/v1/clicks`,
+/// trimmed, case as given) -> click ID: postbacks carrying it match that
+/// click. Written in the click's transaction; purged with the click.
+pub const EXTERNAL_IDS: TableDefinition<&str, &str> = TableDefinition::new("external_ids");
 /// `meta` key of the per-database random key of the visitor hash.
 const VISITOR_KEY: &str = "visitor_key";
 
@@ -218,6 +222,8 @@ write_tables! {
     costs: COSTS<&'static str, &'static [u8]>;
     /// [`VISITS`]
     visits: VISITS<&'static [u8], u64>;
+    /// [`EXTERNAL_IDS`]
+    external_ids: EXTERNAL_IDS<&'static str, &'static str>;
 }
 
 /// What a write job sees: the batch's transaction (through one accessor
@@ -639,6 +645,8 @@ fn init(db: &Database) -> Result<(Catalog, [u8; 32]), OpenError> {
         txn.open_table(ROLLUPS).map_err(|x| e(x.into()))?;
         txn.open_table(COSTS).map_err(|x| e(x.into()))?;
         txn.open_table(VISITS).map_err(|x| e(x.into()))?;
+        // Databases written before external IDs get the empty table here.
+        txn.open_table(EXTERNAL_IDS).map_err(|x| e(x.into()))?;
     }
     txn.commit().map_err(|x| e(x.into()))?;
 
