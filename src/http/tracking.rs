@@ -48,12 +48,7 @@ pub async fn click(
         external_id: None,
     };
     let p = clicks::prepare(app, &link, c);
-    let location = click::expand(
-        &link.rec.destination,
-        &p.id,
-        &p.rec.params,
-        &link.rec.param,
-    );
+    let location = click::expand(&link.rec.destination, &p.id, &p.rec.params, &link.rec.param);
     let location = HeaderValue::from_str(&location).map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -101,10 +101,9 @@ pub fn prepare(app: &App, link: &LinkEntry, c: NewClick) -> Prepared {
     }
     // The database when there is one; a trusted proxy's header when the
     // database is unset or has no entry for the address (private ranges).
-    let country = c
-        .ip
-        .and_then(|ip| app.geo.as_ref().and_then(|g| g.country(ip)))
-        .or(c.proxy_country);
+    let country =
+        c.ip.and_then(|ip| app.geo.as_ref().and_then(|g| g.country(ip)))
+            .or(c.proxy_country);
     let ip_text = c.ip.map(|ip| ip.to_string()).unwrap_or_default();
     // Bots are never unique, and are not visitors to remember.
     let visitor = (!q.bot).then(|| {
@@ -140,8 +139,7 @@ pub fn prepare(app: &App, link: &LinkEntry, c: NewClick) -> Prepared {
         external_id: c.external_id,
     };
     let window_ms = u64::from(app.config.unique_window_hours) * 3_600_000;
-    let write =
-        ingest::ClickWrite::new(id.clone(), &rec).with_visitor(visitor, now, window_ms);
+    let write = ingest::ClickWrite::new(id.clone(), &rec).with_visitor(visitor, now, window_ms);
     Prepared { id, rec, write }
 }
 
@@ -245,8 +243,8 @@ pub async fn create(app: &App, input: ClickIn) -> Result<(String, ClickRecord), 
             "landing_url must be an absolute http:// or https:// URL (the page the visitor landed on)",
         ));
     }
-    let external_id = bounded(input.external_id, MAX_EXTERNAL_ID, "external_id")?
-        .map(|e| e.trim().to_string());
+    let external_id =
+        bounded(input.external_id, MAX_EXTERNAL_ID, "external_id")?.map(|e| e.trim().to_string());
     let mut params = click_params(landing_url.as_deref().map_or("", landing_query));
     for (k, v) in input.params.unwrap_or_default() {
         let v = match v {
@@ -256,10 +254,7 @@ pub async fn create(app: &App, input: ClickIn) -> Result<(String, ClickRecord), 
             _ => {
                 return Err(Error::invalid(
                     "invalid_params",
-                    format!(
-                        "params.{} must be a string or a number",
-                        truncate(&k, 64)
-                    ),
+                    format!("params.{} must be a string or a number", truncate(&k, 64)),
                 ));
             }
         };
@@ -326,10 +321,7 @@ pub async fn find(app: &App, raw: &str) -> Result<(String, ClickRecord), Error> 
     found.ok_or_else(|| {
         Error::not_found(
             "unknown_click",
-            format!(
-                "no click with ID or external ID `{}`",
-                truncate(raw, 64)
-            ),
+            format!("no click with ID or external ID `{}`", truncate(raw, 64)),
         )
     })
 }

@@ -112,6 +112,11 @@ pub struct LinkRecord {
     /// What the traffic costs.
     #[serde(default)]
     pub cost: Option<LinkCost>,
+    /// Landing-page origins (normalized `scheme://host[:port]`) whose
+    /// pages may record clicks on this link with the page tag, beside the
+    /// server's `tag_origins`.
+    #[serde(default)]
+    pub tag_origins: Vec<String>,
 }
 
 /// A link's cost model: `cpc` (amount per click), `cpa` (amount per
