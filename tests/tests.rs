@@ -42,5 +42,7 @@ mod reports;
 mod secrets;
 /// Signed postbacks, replays, IP allowlists, rate limits, slow clients.
 mod security;
+/// Tracking without a redirect: /t.js, /e/click (CORS, preflight, refusals), the click API with external IDs.
+mod tag;
 /// TLS: handshakes (rustls, curl), ALPN, SIGHUP reload, admin listener, redirect.
 mod tls;
