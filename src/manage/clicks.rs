@@ -81,13 +81,20 @@ pub struct Prepared {
 pub fn prepare(app: &App, link: &LinkEntry, c: NewClick) -> Prepared {
     let now = now_ms();
     let id = ids::new_id(now);
-    let fbc = c
-        .params
-        .iter()
-        .find(|(k, _)| k == "fbclid")
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(_, v)| click::fbc(now, v))
-        .or(c.fbc);
+    // A redirect builds `fbc` from a new fbclid (the cookie may be an older
+    // click's); the tag sends the `_fbc` cookie it keeps current itself,
+    // which is the value Meta's pixel sees on the page.
+    let from_fbclid = || {
+        c.params
+            .iter()
+            .find(|(k, _)| k == "fbclid")
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(_, v)| click::fbc(now, v))
+    };
+    let fbc = match (c.via, c.fbc) {
+        (Via::Tag, Some(f)) => Some(f),
+        (_, f) => from_fbclid().or(f),
+    };
     let mut q = quality::classify(c.user_agent.as_deref(), c.head, c.prefetch);
     if c.via == Via::Api && c.user_agent.is_none() {
         // A server-side funnel that passes no user agent is the admin's own
