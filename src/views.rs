@@ -127,7 +127,6 @@ pub fn link(public_url: &str, l: &LinkEntry) -> Value {
             Value::Object(o)
         }),
         "tag_origins": l.rec.tag_origins,
-        "tag_snippet": crate::tracking::tag::snippet(public_url, &l.slug),
         "created_at": rfc3339(l.rec.created_ms),
     })
 }

@@ -768,3 +768,56 @@ pub fn check_signature(input: &SignatureInput) {
         }
     }
 }
+
+/// Every error code `beacon::parse` may answer with.
+pub const BEACON_CODES: &[&str] = &[
+    "too_large",
+    "invalid_json",
+    "invalid_link",
+    "invalid_landing_url",
+    "invalid_beacon",
+];
+
+/// (k) The page tag's beacon (`POST /e/click`): `beacon::parse` never
+/// panics and is deterministic; an accepted beacon has a slug of 1-64
+/// `[A-Za-z0-9_-]`, a landing URL that `click::validate_destination`
+/// accepts and at most `MAX_URL` bytes, and optional text fields that are
+/// trimmed, non-empty, bounded and free of control characters; a refusal
+/// has a documented code and a message.
+pub fn check_beacon(data: &[u8]) {
+    use postbackd::tracking::beacon;
+    let first = beacon::parse(data);
+    assert_eq!(first, beacon::parse(data), "deterministic");
+    match first {
+        Ok(b) => {
+            assert!(data.len() <= beacon::MAX_BEACON_BYTES);
+            assert!(!b.link.is_empty() && b.link.len() <= 64, "{:?}", b.link);
+            assert!(
+                b.link
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
+                "{:?}",
+                b.link
+            );
+            if let Some(u) = &b.url {
+                assert!(u.len() <= beacon::MAX_URL);
+                assert!(click::validate_destination(u).is_ok(), "{u:?}");
+            }
+            for (v, max) in [
+                (&b.referrer, beacon::MAX_REFERRER),
+                (&b.fbc, beacon::MAX_COOKIE),
+                (&b.fbp, beacon::MAX_COOKIE),
+            ] {
+                if let Some(v) = v {
+                    assert!(!v.is_empty() && v.len() <= max, "{v:?}");
+                    assert_eq!(v.trim(), v.as_str(), "trimmed");
+                    assert!(!v.chars().any(char::is_control), "{v:?}");
+                }
+            }
+        }
+        Err(r) => {
+            assert!(BEACON_CODES.contains(&r.code), "undocumented code {}", r.code);
+            assert!(!r.message.is_empty());
+        }
+    }
+}

@@ -2,8 +2,16 @@
 //! `POST /e/click` (its beacon), with CORS for the landing-page origins an
 //! admin allowed (the server's `tag_origins` and the link's own). The click
 //! itself is built and stored by `manage::clicks`, the code path of `/c/`.
+//!
+//! The script is `tag.js` beside this file, with the known affiliate link
+//! hosts (`inbound::presets::link_hosts`, the one table of them) put in at
+//! its `__POSTBACKD_HOSTS__` marker once per process. Its version, in its
+//! URL (`/t.js?v=VERSION`), is the start of the SHA-256 of the served
+//! text, so a changed script gets a new URL and a cached one can be kept
+//! for a year.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -14,22 +22,66 @@ use hyper::header::{
 };
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::tracking::{cookie, find_link, header};
 use super::{Resp, full, json_response};
 use crate::app::App;
+use crate::inbound::presets;
 use crate::manage::clicks::{self, NewClick, Via};
-use crate::tracking::{beacon, origin, quality, tag};
+use crate::tracking::{beacon, origin, quality};
 use crate::util::net;
+
+/// The readable source, in the repository beside this file.
+const SOURCE: &str = include_str!("tag.js");
+const MARKER: &str = "__POSTBACKD_HOSTS__";
+
+struct Served {
+    text: String,
+    version: String,
+}
+
+fn served() -> &'static Served {
+    static S: OnceLock<Served> = OnceLock::new();
+    S.get_or_init(|| {
+        let hosts: serde_json::Map<String, serde_json::Value> = presets::link_hosts()
+            .into_iter()
+            .map(|(h, p)| (h.to_string(), serde_json::Value::from(p)))
+            .collect();
+        let table = serde_json::Value::Object(hosts).to_string();
+        let text = SOURCE.replacen(MARKER, &table, 1);
+        let digest = Sha256::digest(text.as_bytes());
+        let version = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        Served { text, version }
+    })
+}
+
+/// The script as served.
+pub fn script_text() -> &'static str {
+    &served().text
+}
+
+/// Its version: 12 hex digits of its SHA-256.
+pub fn version() -> &'static str {
+    &served().version
+}
+
+/// The snippet to paste on a landing page for `slug`.
+pub fn snippet(public_url: &str, slug: &str) -> String {
+    format!(
+        "<script async src=\"{public_url}/t.js?v={}\" data-link=\"{slug}\"></script>",
+        version()
+    )
+}
 
 /// `GET /t.js`: long-lived cache when asked for by its version (the URL
 /// changes with the script), five minutes otherwise.
 pub fn script(req: &Request<Incoming>) -> Resp {
     let versioned = req.uri().query().is_some_and(|q| {
-        form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "v" && v == tag::version())
+        form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "v" && v == version())
     });
-    let mut r = Response::new(full(tag::script()));
+    let mut r = Response::new(full(script_text()));
     let h = r.headers_mut();
     h.insert(
         CONTENT_TYPE,
@@ -43,7 +95,7 @@ pub fn script(req: &Request<Incoming>) -> Resp {
             "public, max-age=300"
         }),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", tag::version())) {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", version())) {
         h.insert(ETAG, v);
     }
     h.insert(
@@ -206,4 +258,31 @@ async fn beacon_click(
     };
     let (id, _) = clicks::commit(app, clicks::prepare(app, &link, c)).await?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_inlined_and_the_version_follows_the_text() {
+        let s = script_text();
+        assert!(!s.contains(MARKER));
+        assert!(
+            s.contains(r#""hop.clickbank.net":"tid""#),
+            "the preset table is in"
+        );
+        assert_eq!(version().len(), 12);
+        let d = Sha256::digest(s.as_bytes());
+        assert!(version().starts_with(&format!("{:02x}", d[0])));
+        // A few KB, as promised.
+        assert!(s.len() < 12 * 1024, "{} bytes", s.len());
+    }
+
+    #[test]
+    fn snippet_names_the_versioned_url() {
+        let s = snippet("https://t.example", "spring");
+        assert!(s.starts_with("<script async src=\"https://t.example/t.js?v="));
+        assert!(s.ends_with("data-link=\"spring\"></script>"));
+    }
 }

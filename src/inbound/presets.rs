@@ -597,7 +597,7 @@ pub fn find(id: &str) -> Option<&'static Preset> {
 /// Where a network's affiliate links point, for the page tag's AutoTag
 /// (`/t.js`): a link to one of these hosts, or to a subdomain of one, gets
 /// the click ID in the network's tracking parameter. One table, served to
-/// the script by the server (`tracking::tag`), never copied into it.
+/// the script by the server (`http::tag`), never copied into it.
 ///
 /// Networks on their own white-label domains (Everflow, CAKE, most TUNE
 /// networks) are not listed: their links take `{click_id}` /
