@@ -248,7 +248,8 @@ impl ClickWrite {
     }
 }
 
-/// Record one click and count it, in the writer's transaction.
+/// Record one click and count it, in the writer's transaction. Answers
+/// whether the click is unique.
 ///
 /// A click with an external ID that another click holds (or that is
 /// another click's ID) is not recorded: the answer is `Ok(Err(that click's
@@ -256,7 +257,7 @@ impl ClickWrite {
 pub fn record_click(
     ctx: &mut WriteCtx<'_>,
     mut w: ClickWrite,
-) -> Result<Result<(), String>, StoreError> {
+) -> Result<Result<bool, String>, StoreError> {
     if let Some(ext) = &w.external_id {
         if let Some(other) = ctx.external_ids()?.get(ext.as_str())? {
             return Ok(Err(other.value().to_string()));
@@ -277,7 +278,7 @@ pub fn record_click(
     }
     ctx.clicks()?.insert(w.id.as_str(), w.bytes.as_slice())?;
     rollup::add(ctx, &w.rows, &w.counters)?;
-    Ok(Ok(()))
+    Ok(Ok(w.counters.unique_clicks > 0))
 }
 
 /// The dedup key: (source, transaction_id), or without one

@@ -535,6 +535,16 @@ async fn api_click_refusals() {
         false,
         "a server-side click without a user agent is not a bot"
     );
+    assert_eq!(ok.json()["unique"], true, "told apart by its external ID");
+    let anon = s
+        .admin(Method::POST, "/api/v1/clicks", Some(json!({"link": "f"})))
+        .await;
+    assert_eq!(anon.status, 201, "{}", text(&anon));
+    assert_eq!(
+        anon.json()["unique"],
+        false,
+        "no IP, no external ID: not unique"
+    );
 
     let dup = s
         .admin(
@@ -593,5 +603,9 @@ async fn api_click_refusals() {
         .send(Method::POST, "/api/v1/clicks", &[], br#"{"link":"f"}"#)
         .await;
     assert_eq!(unauth.status, 401);
-    assert_eq!(clicks_stored(&s).await, 1);
+    assert_eq!(
+        clicks_stored(&s).await,
+        2,
+        "refused requests stored nothing"
+    );
 }

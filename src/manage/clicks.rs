@@ -112,12 +112,19 @@ pub fn prepare(app: &App, link: &LinkEntry, c: NewClick) -> Prepared {
         c.ip.and_then(|ip| app.geo.as_ref().and_then(|g| g.country(ip)))
             .or(c.proxy_country);
     let ip_text = c.ip.map(|ip| ip.to_string()).unwrap_or_default();
-    // Bots are never unique, and are not visitors to remember.
-    let visitor = (!q.bot).then(|| {
+    // Bots are never unique, and are not visitors to remember. An API
+    // click without an IP is told apart by its external ID, and without
+    // either it cannot be: not unique.
+    let who = match (&c.ip, &c.external_id) {
+        (Some(_), _) => Some(ip_text.clone()),
+        (None, Some(e)) => Some(format!("external:{e}")),
+        (None, None) => None,
+    };
+    let visitor = who.filter(|_| !q.bot).map(|who| {
         quality::visitor_hash(
             app.store.visitor_key(),
             &link.slug,
-            &ip_text,
+            &who,
             c.user_agent.as_deref().unwrap_or(""),
         )
     });
@@ -158,16 +165,18 @@ pub async fn commit(app: &App, p: Prepared) -> Result<(String, ClickRecord), Err
         .store
         .write(move |ctx| ingest::record_click(ctx, w))
         .await?;
-    if let Err(other) = taken {
-        return Err(Error::conflict(
+    let unique = taken.map_err(|other| {
+        Error::conflict(
             "external_id_taken",
             format!(
                 "external_id already names click {other}; every click needs its own external ID \
                  (look the click up with GET /api/v1/clicks/EXTERNAL_ID)"
             ),
-        ));
-    }
-    Ok((p.id, p.rec))
+        )
+    })?;
+    let mut rec = p.rec;
+    rec.unique = unique;
+    Ok((p.id, rec))
 }
 
 /// Query parameters, decoded leniently (a click is never refused for a
