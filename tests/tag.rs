@@ -609,3 +609,35 @@ async fn api_click_refusals() {
         "refused requests stored nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_external_id_is_purged_with_its_click() {
+    use postbackd::retention::{self, Retention};
+    let s = TestServer::start().await;
+    s.link(json!({"slug": "f", "destination": "https://offer.example/?s={click_id}"}))
+        .await;
+    let body = json!({"link": "f", "external_id": "Lead-7", "ip": "198.51.100.2"});
+    let r = s
+        .admin(Method::POST, "/api/v1/clicks", Some(body.clone()))
+        .await;
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let r = s
+        .admin(Method::POST, "/api/v1/clicks", Some(body.clone()))
+        .await;
+    assert_eq!(r.status, 409, "{}", text(&r));
+    let day = 86_400_000;
+    let now = postbackd::util::clock::now_ms();
+    let keep = Retention {
+        clicks_days: Some(30),
+        events_days: None,
+    };
+    let (purged, _) = retention::purge(&s.app.store, keep, now + 31 * day)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    let gone = s.admin(Method::GET, "/api/v1/clicks/Lead-7", None).await;
+    assert_eq!(gone.status, 404, "{}", text(&gone));
+    // The ID is free again: a new click may take it.
+    let again = s.admin(Method::POST, "/api/v1/clicks", Some(body)).await;
+    assert_eq!(again.status, 201, "{}", text(&again));
+}

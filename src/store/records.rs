@@ -493,8 +493,39 @@ mod tests {
         assert!(!c.bot && !c.unique);
     }
 
+    /// A click and a link written before tracking without a redirect (no
+    /// `via`, `landing_url`, `external_id`; no `tag_origins`) still decode.
     #[test]
-    fn set_unique_flips_the_last_field_only() {
+    fn records_without_the_tag_fields_decode() {
+        let c = ClickRecord {
+            ms: 3,
+            slug: "s".into(),
+            unique: true,
+            ..ClickRecord::default()
+        };
+        // As an old build wrote it: the array of 22 fields without the last
+        // three (`""`, `nil`, `nil`), ending with `unique`.
+        let mut bytes = encode(&c);
+        assert_eq!(&bytes[1..4], &[0xdc, 0x00, 22]);
+        assert_eq!(&bytes[bytes.len() - 4..], &[0xc3, 0xa0, 0xc0, 0xc0]);
+        bytes.truncate(bytes.len() - 3);
+        bytes[3] = 19;
+        let back: ClickRecord = decode(&bytes).unwrap();
+        assert_eq!(back, c);
+        assert_eq!((back.via.as_str(), back.external_id), ("", None));
+        let l = LinkRecord {
+            destination: "https://x.com/".into(),
+            ..Default::default()
+        };
+        let mut bytes = encode(&l);
+        assert_eq!(bytes.pop(), Some(0x90), "tag_origins: an empty array");
+        bytes[1] -= 1;
+        let back: LinkRecord = decode(&bytes).unwrap();
+        assert_eq!(back, l);
+    }
+
+    #[test]
+    fn set_unique_flips_only_the_unique_field() {
         let c = ClickRecord {
             ms: 1,
             slug: "s".into(),
