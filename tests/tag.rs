@@ -86,6 +86,14 @@ async fn tag_script_is_served_with_a_versioned_url() {
     // An old version's URL is not cached for a year.
     let stale = s.get("/t.js?v=000000000000").await;
     assert_eq!(stale.header("cache-control"), Some("public, max-age=300"));
+    // Revalidation of the unversioned URL: 304 while the script is the same.
+    let etag = plain.header("etag").unwrap().to_string();
+    assert_eq!(etag, format!("\"{v}\""));
+    let same = s
+        .send(Method::GET, "/t.js", &[("if-none-match", &etag)], b"")
+        .await;
+    assert_eq!(same.status, 304);
+    assert!(same.body.is_empty());
     let post = s.send(Method::POST, "/t.js", &[], b"").await;
     assert_eq!(post.status, 405);
 }

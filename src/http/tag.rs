@@ -17,8 +17,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_MAX_AGE, CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderValue, ORIGIN, USER_AGENT,
-    VARY,
+    ACCESS_CONTROL_MAX_AGE, CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH, ORIGIN,
+    USER_AGENT, VARY,
 };
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
@@ -81,7 +81,19 @@ pub fn script(req: &Request<Incoming>) -> Resp {
     let versioned = req.uri().query().is_some_and(|q| {
         form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "v" && v == version())
     });
-    let mut r = Response::new(full(script_text()));
+    let etag = format!("\"{}\"", version());
+    let fresh = req
+        .headers()
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut r = if fresh {
+        let mut r = Response::new(super::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        Response::new(full(script_text()))
+    };
     let h = r.headers_mut();
     h.insert(
         CONTENT_TYPE,
@@ -95,7 +107,7 @@ pub fn script(req: &Request<Incoming>) -> Resp {
             "public, max-age=300"
         }),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", version())) {
+    if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(ETAG, v);
     }
     h.insert(
