@@ -114,6 +114,12 @@ pub fn check_query_form(data: &[u8]) {
 /// What every successful parse promises, whatever the request.
 pub fn assert_fields_invariants(f: &Fields, mapping: &Mapping) {
     let c = &f.click_id;
+    assert_eq!(
+        &ids::normalize_click_id(&f.click_id_as_sent),
+        c,
+        "click ID is not its as-sent text normalized"
+    );
+    assert_eq!(f.click_id_as_sent.trim(), f.click_id_as_sent, "as-sent click ID not trimmed");
     assert!(!c.is_empty(), "empty click ID accepted");
     assert_eq!(c.trim(), c, "click ID not trimmed: {c:?}");
     assert_eq!(&c.to_ascii_lowercase(), c, "click ID not lowercase: {c:?}");
@@ -199,7 +205,9 @@ pub fn assert_rejection_shape(r: &Rejection) {
 /// postback carrying exactly these fields would look like).
 pub fn canonical_query(f: &Fields) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
-    s.append_pair("click_id", &f.click_id);
+    // As sent (trimmed, case kept): it normalizes to `click_id`, and reads
+    // back as the same `click_id_as_sent`.
+    s.append_pair("click_id", &f.click_id_as_sent);
     if let Some(a) = f.amount {
         s.append_pair("amount", &a.to_string());
     }
