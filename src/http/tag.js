@@ -33,7 +33,9 @@
       }
     });
     var AD_IDS = ["gclid", "gbraid", "wbraid", "fbclid", "ttclid", "msclkid"];
-    var ID = /^[0-9a-z]{10,32}$/;
+    // postbackd's click IDs: 25 of [0-9a-z] (a landing page's own `cid`
+    // parameter, a campaign ID say, is not taken for one).
+    var ID = /^[0-9a-z]{25}$/;
     var here = new URL(location.href);
     var secure = location.protocol === "https:" ? "; Secure" : "";
 

@@ -153,8 +153,20 @@ test("the tag records the click and AutoTags every link that should carry it", a
   assert.equal(await clickId(redirected), "0abcdefghijklmnopqrstuvwx");
   assert.equal((await pbd.admin("GET", "/api/v1/stats")).json.clicks, 1);
 
-  assert.deepEqual([...errors, ...errors2, ...errors3], []);
-  await Promise.all([page.close(), page2.close(), redirected.close()]);
+  // A new ad click (another gclid) is a new visit: a new click, not the
+  // cookie's. A landing page's own short `cid` is not a click ID.
+  const again = await browser.newPage();
+  const errors4 = watch(again);
+  await again.goto(`${lp.base}/landing?gclid=GCLID-456&cid=summer26`);
+  const second = await clickId(again);
+  assert.notEqual(second, cid);
+  assert.notEqual(second, "0abcdefghijklmnopqrstuvwx");
+  const c2 = await pbd.admin("GET", `/api/v1/clicks/${second}`);
+  assert.equal(c2.json.gclid, "GCLID-456");
+  assert.equal((await pbd.admin("GET", "/api/v1/stats")).json.clicks, 2);
+
+  assert.deepEqual([...errors, ...errors2, ...errors3, ...errors4], []);
+  await Promise.all([page.close(), page2.close(), redirected.close(), again.close()]);
 });
 
 test("a page whose tracker answers errors or is down still works", async () => {
