@@ -475,7 +475,7 @@ proptest! {
         let body = serde_json::json!({"link": link, "url": url, "referrer": referrer, "fbp": fbp}).to_string();
         match beacon::parse(body.as_bytes()) {
             Ok(b) => {
-                prop_assert!(!b.link.is_empty() && b.link.len() <= 64);
+                prop_assert!(!b.link.is_empty() && b.link.len() <= 64, "no source sent: a slug");
                 prop_assert!(b.link.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
                 if let Some(u) = &b.url {
                     prop_assert!(u.len() <= beacon::MAX_URL && click::validate_destination(u).is_ok());
@@ -488,7 +488,7 @@ proptest! {
                 }
             }
             Err(r) => prop_assert!(
-                ["too_large", "invalid_json", "invalid_link", "invalid_landing_url", "invalid_beacon"].contains(&r.code),
+                ["too_large", "invalid_json", "invalid_link", "invalid_source", "invalid_landing_url", "invalid_beacon"].contains(&r.code),
                 "{}", r.code
             ),
         }

@@ -649,3 +649,41 @@ async fn an_external_id_is_purged_with_its_click() {
     let again = s.admin(Method::POST, "/api/v1/clicks", Some(body)).await;
     assert_eq!(again.status, 201, "{}", text(&again));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_beacon_records_a_click_of_no_link() {
+    let s = TestServer::start_with(allow_lp).await;
+    let src = s.source(json!({"name": "net"})).await;
+    let id = src["id"].as_u64().unwrap();
+    // A link's origins do not allow a source's clicks: only the server's do.
+    s.link(
+        json!({"slug": "x", "destination": "https://offer.example/?s={click_id}",
+                  "tag_origins": ["https://shop.example"]}),
+    )
+    .await;
+    let body =
+        format!(r#"{{"source":"{id}","url":"http://lp.test:8000/?utm_source=tiktok&ttclid=T1"}}"#);
+    let refused = beacon(&s, Some("https://shop.example"), body.as_bytes()).await;
+    assert_eq!(refused.status, 403, "{}", text(&refused));
+    assert_eq!(refused.json()["error"], "origin_not_allowed");
+    let unknown = beacon(&s, Some(LP), br#"{"source":999}"#).await;
+    assert_eq!(unknown.status, 404, "{}", text(&unknown));
+    assert_eq!(unknown.json()["error"], "unknown_source");
+    assert_eq!(clicks_stored(&s).await, 0);
+
+    let r = beacon(&s, Some(LP), body.as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let cid = r.json()["click_id"].as_str().unwrap().to_string();
+    let c = s
+        .admin(Method::GET, &format!("/api/v1/clicks/{cid}"), None)
+        .await
+        .json();
+    assert_eq!(
+        (c["source"].as_u64(), c["link"].as_str()),
+        (Some(id), Some(""))
+    );
+    assert_eq!(c["ttclid"], "T1");
+    assert_eq!(c["utm_source"], "tiktok");
+    let p = s.postback(&src, &format!("click_id={cid}&amount=5")).await;
+    assert_eq!(p.json()["result"], "matched", "{}", text(&p));
+}

@@ -782,13 +782,14 @@ pub const BEACON_CODES: &[&str] = &[
     "too_large",
     "invalid_json",
     "invalid_link",
+    "invalid_source",
     "invalid_landing_url",
     "invalid_beacon",
 ];
 
 /// (k) The page tag's beacon (`POST /e/click`): `beacon::parse` never
 /// panics and is deterministic; an accepted beacon has a slug of 1-64
-/// `[A-Za-z0-9_-]`, a landing URL that `click::validate_destination`
+/// `[A-Za-z0-9_-]` (or none, with a source ID), a landing URL that `click::validate_destination`
 /// accepts and at most `MAX_URL` bytes, and optional text fields that are
 /// trimmed, non-empty, bounded and free of control characters; a refusal
 /// has a documented code and a message.
@@ -799,7 +800,11 @@ pub fn check_beacon(data: &[u8]) {
     match first {
         Ok(b) => {
             assert!(data.len() <= beacon::MAX_BEACON_BYTES);
-            assert!(!b.link.is_empty() && b.link.len() <= 64, "{:?}", b.link);
+            assert!(
+                (!b.link.is_empty() || b.source.is_some()) && b.link.len() <= 64,
+                "{:?}",
+                b.link
+            );
             assert!(
                 b.link
                     .bytes()

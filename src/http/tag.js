@@ -3,6 +3,7 @@
  *
  *   <script async src="https://TRACKER/t.js?v=VERSION" data-link="SLUG"></script>
  *
+ * (or data-source="ID": a click of no link, through that source).
  * Optional attributes: data-cookie-days="30" (how long the click ID is
  * kept), data-hosts="track.example.net=sub1,other.example=s2" (more
  * network hosts and their tracking parameter).
@@ -17,10 +18,12 @@
   "use strict";
   try {
     var script = document.currentScript ||
-      document.querySelector("script[data-link][src*='/t.js']");
+      document.querySelector("script[src*='/t.js'][data-link], script[src*='/t.js'][data-source]");
     if (!script || window.postbackd) return;
     var tracker = new URL(script.src, location.href).origin;
     var link = script.getAttribute("data-link") || "";
+    // Or a source: a click of no link, converting through that source.
+    var source = script.getAttribute("data-source") || "";
     var days = parseInt(script.getAttribute("data-cookie-days") || "30", 10);
     if (!(days > 0 && days <= 400)) days = 30;
     // Known affiliate link hosts -> their tracking parameter (from the
@@ -139,7 +142,7 @@
       start(fromUrl);
     } else if (ID.test(fromCookie) && (!hasAdIds || getCookie("pbd_ad") === adIds)) {
       start(fromCookie);
-    } else if (link && window.fetch) {
+    } else if ((link || source) && window.fetch) {
       fetch(tracker + "/e/click", {
         method: "POST",
         mode: "cors",
@@ -148,6 +151,7 @@
         headers: { "Content-Type": "text/plain;charset=UTF-8" },
         body: JSON.stringify({
           link: link,
+          source: source || null,
           url: location.href,
           referrer: document.referrer,
           fbp: getCookie("_fbp"),

@@ -11,7 +11,7 @@
 //! for a year.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -30,6 +30,8 @@ use super::{Resp, full, json_response};
 use crate::app::App;
 use crate::inbound::presets;
 use crate::manage::clicks::{self, NewClick, Via};
+use crate::store::catalog::LinkEntry;
+use crate::store::records::LinkRecord;
 use crate::tracking::{beacon, origin, quality};
 use crate::util::net;
 
@@ -244,10 +246,32 @@ async fn beacon_click(
         };
         ApiError::new(status, r.code, r.message)
     })?;
-    let link = find_link(app, &b.link)?;
+    let link = match b.source {
+        // A click of no link, through a source: only the server's
+        // tag_origins can allow it (a source has no origins of its own).
+        Some(id) if b.link.is_empty() => {
+            if !app.store.catalog().sources.contains_key(&id) {
+                return Err(ApiError::not_found(
+                    "unknown_source",
+                    format!(
+                        "no source with ID {id}; check data-source on the tag's script element"
+                    ),
+                ));
+            }
+            Arc::new(LinkEntry {
+                slug: String::new(),
+                rec: LinkRecord {
+                    source_id: Some(id),
+                    ..LinkRecord::default()
+                },
+            })
+        }
+        _ => find_link(app, &b.link)?,
+    };
     if allowed.is_none() {
         if !origin::allowed(origin, &[&link.rec.tag_origins]) {
-            return Err(origin_refused(origin, Some(&link.slug)));
+            let slug = Some(link.slug.as_str()).filter(|s| !s.is_empty());
+            return Err(origin_refused(origin, slug));
         }
         *allowed = Some(origin.to_string());
     }

@@ -20,8 +20,12 @@ pub const MAX_COOKIE: usize = 256;
 /// A beacon read successfully.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Beacon {
-    /// The link's slug (`data-link` on the script tag).
+    /// The link's slug (`data-link` on the script tag); empty when the
+    /// beacon names a source instead.
     pub link: String,
+    /// A source ID (`data-source`): a click of no link, converting
+    /// through that source.
+    pub source: Option<u64>,
     /// The landing page's URL (`location.href`): its query holds the click
     /// parameters.
     pub url: Option<String>,
@@ -48,6 +52,7 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 #[derive(Deserialize)]
 struct Raw {
     link: Option<String>,
+    source: Option<serde_json::Value>,
     url: Option<String>,
     referrer: Option<String>,
     fbc: Option<String>,
@@ -85,17 +90,35 @@ pub fn parse(body: &[u8]) -> Result<Beacon, Refusal> {
             ),
         )
     })?;
+    let source = match raw.source {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if s.trim().is_empty() => None,
+        Some(v) => {
+            let n = match &v {
+                serde_json::Value::Number(n) => n.as_u64(),
+                serde_json::Value::String(s) => s.trim().parse::<u64>().ok(),
+                _ => None,
+            };
+            Some(n.ok_or_else(|| {
+                refuse(
+                    "invalid_source",
+                    "`source` must be a source's numeric ID (data-source=\"ID\" on the tag's script element)",
+                )
+            })?)
+        }
+    };
     let link = raw.link.unwrap_or_default();
     let link = link.trim();
-    if link.is_empty()
-        || link.len() > 64
-        || !link
+    let slug_ok = !link.is_empty()
+        && link.len() <= 64
+        && link
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !(slug_ok || (link.is_empty() && source.is_some())) {
         return Err(refuse(
             "invalid_link",
-            "`link` must be a tracking link's slug (set data-link=\"SLUG\" on the tag's script element)",
+            "`link` must be a tracking link's slug (set data-link=\"SLUG\" on the tag's script \
+             element, or data-source=\"ID\" for a click of no link)",
         ));
     }
     let url = match raw.url {
@@ -119,6 +142,7 @@ pub fn parse(body: &[u8]) -> Result<Beacon, Refusal> {
     };
     Ok(Beacon {
         link: link.to_string(),
+        source,
         url,
         referrer: text(raw.referrer, "referrer", MAX_REFERRER)?,
         fbc: text(raw.fbc, "fbc", MAX_COOKIE)?,
@@ -153,6 +177,11 @@ mod tests {
         assert_eq!(code(br#"{"link":5}"#), "invalid_json");
         assert_eq!(code(br#"{}"#), "invalid_link");
         assert_eq!(code(br#"{"link":"a/b"}"#), "invalid_link");
+        assert_eq!(code(br#"{"source":"x"}"#), "invalid_source");
+        assert_eq!(code(br#"{"source":-1}"#), "invalid_source");
+        assert_eq!(code(br#"{"source":""}"#), "invalid_link");
+        assert_eq!(parse(br#"{"source":"7"}"#).unwrap().source, Some(7));
+        assert_eq!(parse(br#"{"source":7}"#).unwrap().link, "");
         assert_eq!(
             code(br#"{"link":"a","url":"javascript:alert(1)"}"#),
             "invalid_landing_url"
