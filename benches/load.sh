@@ -3,7 +3,8 @@
 # ceiling (a bare hyper server answering the same 302 without storage,
 # benches/ceiling.rs), then postbackd on a fresh data dir (or DATA_DIR, e.g.
 # the 10M-click database from benches/scale.rs), with wrk at 8 and 32
-# connections against clicks and against matched postbacks, and paced runs
+# connections against clicks (the /c/ redirect, and the page tag's
+# POST /e/click beacon) and against matched postbacks, and paced runs
 # at 80% of each measured maximum for their p99 (benches/paced.rs: a
 # constant-rate generator, latency corrected for coordinated omission).
 # Also probes the disk's own fdatasync latency, alone and beside the
@@ -108,6 +109,20 @@ STORED=$((c1 - c0))
 
 read -r PMAX TARGET P80 P80P50 P80P99 P80BAD P80ERR < <(paced_at_80 "$API/c/b" "$API/c/b")
 
+# The page tag's beacon (benches/wrk/tag_click.lua): the click job of /c/
+# behind a CORS check and a JSON body, with the same promise (each 200 is
+# a stored click).
+curl -sf -X PATCH "$API/api/v1/links/b" -H "$H" -d '{"tag_origins":["https://lp.bench.example"]}' >/dev/null
+STATS=$(server_stats)
+read -r e0 _ k0 j0 _ <<<"$STATS"
+read -r T8 T8P50 T8P99 TBAD8 TN8 < <(run_wrk 8 "$API/e/click" benches/wrk/tag_click.lua)
+read -r T32 T32P50 T32P99 TBAD32 TN32 < <(run_wrk 32 "$API/e/click" benches/wrk/tag_click.lua)
+STATS=$(server_stats)
+read -r e1 _ k1 j1 _ <<<"$STATS"
+BATCH_TAG=$(awk -v j="$((j1-j0))" -v k="$((k1-k0))" 'BEGIN{printf "%.1f", j/k}')
+TSERVED=$((TN8 + TN32 - TBAD8 - TBAD32))
+TSTORED=$((e1 - e0))
+
 STATS=$(server_stats)
 read -r _ v0 k0 j0 _ <<<"$STATS"
 read -r Q8 Q8P50 Q8P99 _ QN8 < <(RUN=a KEY=$KEY CLICK=$CLICK run_wrk 8 "$API" benches/wrk/postback.lua)
@@ -133,6 +148,8 @@ echo "| ceiling 302, 32 conns | $C32 | $C32P50 | $C32P99 | 1.00 | - |"
 echo "| clicks, 8 conns | $P8 | $P8P50 | $P8P99 | $(ratio "$P8" "$C8") | |"
 echo "| clicks, 32 conns | $P32 | $P32P50 | $P32P99 | $(ratio "$P32" "$C32") | $BATCH_CLICKS (8+32 runs) |"
 echo "| clicks at 80% of max (paced: max $PMAX/s, target $TARGET/s) | $P80 | $P80P50 | $P80P99 | | |"
+echo "| tag beacons (POST /e/click), 8 conns | $T8 | $T8P50 | $T8P99 | $(ratio "$T8" "$C8") | |"
+echo "| tag beacons (POST /e/click), 32 conns | $T32 | $T32P50 | $T32P99 | $(ratio "$T32" "$C32") | $BATCH_TAG (8+32 runs) |"
 echo "| matched postbacks, 8 conns | $Q8 | $Q8P50 | $Q8P99 | $(ratio "$Q8" "$C8") | |"
 echo "| matched postbacks, 32 conns | $Q32 | $Q32P50 | $Q32P99 | $(ratio "$Q32" "$C32") | $BATCH_PB (8+32 runs) |"
 echo "| matched postbacks at 80% of max (paced: max $QMAX/s, target $QTARGET/s) | $Q80 | $Q80P50 | $Q80P99 | | |"
@@ -141,6 +158,7 @@ echo "fdatasync of a commit-sized write, no postbackd: alone p50 $F0P50 µs, p99
 echo "  beside wrk against the ceiling: p50 $F1P50 µs, p99 $F1P99 µs, max $F1MAX µs, $F1SLOW of $F1WIN windows slow"
 echo "paced runs: clicks $P80BAD non-2xx/3xx, $P80ERR errors; postbacks $Q80BAD non-2xx, $Q80ERR errors"
 echo "302s served $SERVED, clicks stored $STORED (stored may exceed served by requests in flight when wrk stopped)"
+echo "tag beacons answered 200 $TSERVED, clicks stored $TSTORED (non-200: $((TBAD8 + TBAD32)))"
 echo "conversions stored $((v1 - v0)) for $((QN8 + QN32 - QBAD)) postbacks answered 2xx"
 echo "after the click runs: database $CLICKS_SIZE bytes for $c1 clicks: $(awk -v s="$CLICKS_SIZE" -v c="$c1" 'BEGIN{printf "%.0f", s/c}') bytes/click"
 echo "peak RSS $RSS MiB; database $SIZE bytes for $TOTAL_CLICKS clicks (+ conversions and events): $(awk -v s="$SIZE" -v c="$TOTAL_CLICKS" 'BEGIN{printf "%.0f", s/c}') bytes/click"

@@ -134,11 +134,12 @@ async fn run(n: u64) {
             store
                 .write(move |ctx| {
                     for w in writes {
-                        ingest::record_click(ctx, w)?;
+                        ingest::record_click(ctx, w)?.expect("no external ID");
                     }
                     for (k, (click, at)) in convs.iter().enumerate() {
                         let f = Fields {
                             click_id: click.clone(),
+                            click_id_as_sent: click.clone(),
                             amount: Some("12.50".parse().unwrap()),
                             kind: Kind::Purchase,
                             currency: "USD".into(),

@@ -26,6 +26,10 @@ pub struct Config {
     pub public_url: String,
     /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Landing-page origins (`scheme://host[:port]`, normalized) whose
+    /// pages may record clicks through the page tag (`POST /e/click`), for
+    /// every link; a link adds its own.
+    pub tag_origins: Vec<String>,
     /// Admin token from the file or env; when `None` the token file in the
     /// data dir is used (generated on first start). Never logged.
     pub admin_token: Option<String>,
@@ -98,6 +102,7 @@ impl Config {
             listen,
             public_url: format!("http://{listen}"),
             trusted_proxies: Vec::new(),
+            tag_origins: Vec::new(),
             admin_token: None,
             max_body_bytes: 64 * 1024,
             stored_body_bytes: 64 * 1024,
@@ -157,6 +162,9 @@ pub struct Settings {
     /// Comma-separated proxies (IPs or CIDRs) whose X-Forwarded-For is trusted.
     #[arg(long, env = "POSTBACKD_TRUSTED_PROXIES", value_parser = ProxyList::parse_arg)]
     pub trusted_proxies: Option<ProxyList>,
+    /// Comma-separated landing-page origins (https://lp.example.com) allowed to use the page tag.
+    #[arg(long, env = "POSTBACKD_TAG_ORIGINS", value_parser = ProxyList::parse_arg)]
+    pub tag_origins: Option<ProxyList>,
     /// The admin API's bearer token: from the file or POSTBACKD_ADMIN_TOKEN
     /// (never a flag: command lines are visible to every local user).
     #[arg(skip)]
@@ -236,7 +244,8 @@ pub struct Settings {
     pub session_max_days: Option<u64>,
 }
 
-/// `trusted_proxies`: a TOML array, or a comma-separated flag / variable.
+/// `trusted_proxies`, `tag_origins`: a TOML array, or a comma-separated
+/// flag / variable.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(transparent)]
 pub struct ProxyList(pub Vec<String>);
@@ -296,6 +305,18 @@ pub fn load(file: Option<&Path>, over: Settings) -> Result<Config, ConfigError> 
         c.trusted_proxies = list
             .iter()
             .map(|p| parse_net(p))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(list) = over.tag_origins.or(fc.tag_origins) {
+        c.tag_origins = list
+            .0
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                crate::tracking::origin::normalize(o)
+                    .map_err(|m| ConfigError(format!("tag_origins: {m}")))
+            })
             .collect::<Result<_, _>>()?;
     }
     c.admin_token = over

@@ -206,6 +206,11 @@ impl Outcome {
 pub struct ClickWrite {
     pub id: String,
     bytes: Vec<u8>,
+    /// Where `unique` is in `bytes` (`records::unique_offset`).
+    unique_at: usize,
+    /// The external ID to index (`store::EXTERNAL_IDS`), when the caller
+    /// gave one.
+    external_id: Option<String>,
     rows: [Vec<u8>; 3],
     counters: rollup::Counters,
     /// The visitor's keyed hash, when `unique` is still to be decided: the
@@ -218,9 +223,12 @@ impl ClickWrite {
     /// A click as recorded (`unique` as set in `rec`).
     pub fn new(id: String, rec: &records::ClickRecord) -> ClickWrite {
         let (rows, counters) = rollup::click_row(rec);
+        let bytes = records::encode(rec);
         ClickWrite {
             id,
-            bytes: records::encode(rec),
+            unique_at: records::unique_offset(rec, bytes.len()),
+            external_id: rec.external_id.clone(),
+            bytes,
             rows,
             counters,
             visitor: None,
@@ -240,27 +248,49 @@ impl ClickWrite {
     }
 }
 
-/// Record one click and count it, in the writer's transaction.
-pub fn record_click(ctx: &mut WriteCtx<'_>, mut w: ClickWrite) -> Result<(), StoreError> {
+/// Record one click and count it, in the writer's transaction. Answers
+/// whether the click is unique.
+///
+/// A click with an external ID that another click holds (or that is
+/// another click's ID) is not recorded: the answer is `Ok(Err(that click's
+/// ID))`, and nothing was written.
+pub fn record_click(
+    ctx: &mut WriteCtx<'_>,
+    mut w: ClickWrite,
+) -> Result<Result<bool, String>, StoreError> {
+    if let Some(ext) = &w.external_id {
+        if let Some(other) = ctx.external_ids()?.get(ext.as_str())? {
+            return Ok(Err(other.value().to_string()));
+        }
+        let as_click = ids::normalize_click_id(ext);
+        if as_click != w.id && ctx.clicks()?.get(as_click.as_str())?.is_some() {
+            return Ok(Err(as_click));
+        }
+        ctx.external_ids()?.insert(ext.as_str(), w.id.as_str())?;
+    }
     if let Some((v, now, window)) = w.visitor {
         let previous = ctx.visits()?.insert(v.as_slice(), now)?.map(|g| g.value());
         let unique = crate::tracking::quality::is_unique(previous, now, window);
         // One byte patched in the encoded record (see `set_unique`), and
         // the roll-up counters to match.
-        records::set_unique(&mut w.bytes, unique);
+        records::set_unique(&mut w.bytes, w.unique_at, unique);
         w.counters.unique_clicks = i64::from(unique);
     }
     ctx.clicks()?.insert(w.id.as_str(), w.bytes.as_slice())?;
-    rollup::add(ctx, &w.rows, &w.counters)
+    rollup::add(ctx, &w.rows, &w.counters)?;
+    Ok(Ok(w.counters.unique_clicks > 0))
 }
 
 /// The dedup key: (source, transaction_id), or without one
 /// (source, click_id, event name). `\x1f` cannot occur in a click ID and is
 /// refused in free-text fields (control character), so keys cannot collide.
-pub fn dedup_key(source_id: u64, f: &Fields) -> String {
+/// `click_id` is the matched click's ID (a postback naming a click by its
+/// external ID dedupes with one naming it by click ID), else the click ID
+/// as received.
+pub fn dedup_key(source_id: u64, f: &Fields, click_id: &str) -> String {
     match &f.transaction_id {
         Some(t) => format!("{source_id}\x1ft\x1f{t}"),
-        None => format!("{source_id}\x1fc\x1f{}\x1f{}", f.click_id, f.event_name()),
+        None => format!("{source_id}\x1fc\x1f{click_id}\x1f{}", f.event_name()),
     }
 }
 
@@ -474,10 +504,38 @@ fn find_click(
     }
 }
 
+/// The click a postback names: by click ID (normalized), else by external
+/// ID (`as_sent`: trimmed, case kept). Returns the click's own ID with it.
+/// Click IDs first: they are what nearly every postback carries, and an
+/// external ID can never equal another click's ID (`record_click`).
+fn resolve_click(
+    ctx: &mut WriteCtx<'_>,
+    click_id: &str,
+    as_sent: &str,
+) -> Result<Option<(String, records::ClickRecord)>, StoreError> {
+    if click_id.is_empty() {
+        return Ok(None);
+    }
+    if let Some(c) = find_click(ctx, click_id)? {
+        return Ok(Some((click_id.to_string(), c)));
+    }
+    let Some(id) = ctx
+        .external_ids()?
+        .get(as_sent)?
+        .map(|v| v.value().to_string())
+    else {
+        return Ok(None);
+    };
+    Ok(find_click(ctx, &id)?.map(|c| (id, c)))
+}
+
 /// The parts of a new conversion that differ between a postback and an
 /// IPN notification.
 struct NewConversion<'a> {
+    /// The matched click's ID, else the click ID as received.
     click_id: String,
+    /// The matched click (`resolve_click`).
+    click: Option<records::ClickRecord>,
     kind: Kind,
     event: Option<String>,
     amount: Option<String>,
@@ -502,11 +560,7 @@ fn insert_conversion(
     include_tests: bool,
     now_ms: u64,
 ) -> Result<(u16, Answer), StoreError> {
-    let click = if n.click_id.is_empty() {
-        None
-    } else {
-        find_click(ctx, &n.click_id)?
-    };
+    let click = n.click;
     let conv_id = ids::new_id(now_ms);
     let [country, state, city, zip] = n.geo;
     let conv = ConversionRecord {
@@ -585,13 +639,18 @@ fn apply_conversion(
     event_id: &str,
     now_ms: u64,
 ) -> Result<(u16, Answer), StoreError> {
-    let key = dedup_key(source_id, f);
+    let (click_id, click) = match resolve_click(ctx, &f.click_id, &f.click_id_as_sent)? {
+        Some((id, c)) => (id, Some(c)),
+        None => (f.click_id.clone(), None),
+    };
+    let key = dedup_key(source_id, f, &click_id);
     if let Some(conv_id) = find_dedup(ctx, &key)? {
         let answer = set_status(ctx, conv_id, f.status, event_id, false, now_ms)?;
         return Ok((200, answer));
     }
     let n = NewConversion {
-        click_id: f.click_id.clone(),
+        click_id,
+        click,
         kind: f.kind,
         event: f.event.clone(),
         amount: f.amount.map(|a| a.to_string()),
@@ -722,10 +781,13 @@ fn apply_ipn(
     }
     // First recorded candidate, else the first; a rebill without one takes
     // its sale's click.
+    // (Candidates are normalized, so an external ID matches here only as
+    // lowercase.)
     let mut click_id = n.click_ids.first().cloned().unwrap_or_default();
+    let mut click = None;
     for c in &n.click_ids {
-        if find_click(ctx, c)?.is_some() {
-            click_id = c.clone();
+        if let Some((id, rec)) = resolve_click(ctx, c, c)? {
+            (click_id, click) = (id, Some(rec));
             break;
         }
     }
@@ -733,6 +795,7 @@ fn apply_ipn(
         && let Some(orig) = &original
     {
         click_id = load_conversion(ctx, orig)?.click_id;
+        click = resolve_click(ctx, &click_id, &click_id)?.map(|(_, c)| c);
     }
     let currency = n.currency.clone().unwrap_or_else(|| {
         ctx.catalog()
@@ -752,6 +815,7 @@ fn apply_ipn(
     extra.push(("ipn_type".to_string(), n.raw_type.clone()));
     let new = NewConversion {
         click_id: click_id.clone(),
+        click,
         kind: Kind::Purchase,
         event: (n.tx_type == TxType::Rebill).then(|| "rebill".to_string()),
         amount: n.amount.map(|a| a.to_string()),

@@ -18,6 +18,7 @@ use std::ops::Bound;
 
 use redb::ReadableTable;
 
+use crate::store::records::{self, ClickRecord};
 use crate::store::{Store, StoreError, WriteCtx};
 use crate::util::ids;
 
@@ -117,15 +118,24 @@ fn purge_batch(ctx: &mut WriteCtx<'_>, which: Which, cutoff: &str) -> Result<usi
         Which::Events => ctx.events()?,
     };
     let mut keys = Vec::new();
+    // A purged click's external ID goes with it (few clicks have one).
+    let mut external = Vec::new();
     for row in table.range::<&str>(..cutoff)? {
-        let (k, _) = row?;
+        let (k, v) = row?;
         keys.push(k.value().to_string());
+        if which == Which::Clicks {
+            let c: ClickRecord = records::decode(v.value())?;
+            external.extend(c.external_id);
+        }
         if keys.len() >= PURGE_BATCH {
             break;
         }
     }
     for k in &keys {
         table.remove(k.as_str())?;
+    }
+    for e in &external {
+        ctx.external_ids()?.remove(e.as_str())?;
     }
     Ok(keys.len())
 }

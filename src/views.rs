@@ -126,6 +126,7 @@ pub fn link(public_url: &str, l: &LinkEntry) -> Value {
             }
             Value::Object(o)
         }),
+        "tag_origins": l.rec.tag_origins,
         "created_at": rfc3339(l.rec.created_ms),
     })
 }
@@ -165,6 +166,9 @@ pub fn click(id: &str, c: &ClickRecord) -> Value {
         "country": c.country,
         "bot": c.bot,
         "unique": c.unique,
+        "via": if c.via.is_empty() { "redirect" } else { c.via.as_str() },
+        "landing_url": c.landing_url,
+        "external_id": c.external_id,
     });
     for f in CLICK_FIELDS {
         let val = c

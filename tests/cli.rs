@@ -50,6 +50,37 @@ fn source_link_and_test_postback_against_the_running_server() {
     assert!(ok && out.contains("My network"), "{out}");
     let (ok, out) = cli(&srv.base, &["link", "list"]);
     assert!(ok && out.contains("o1"), "{out}");
+    // A link for the page tag: its origins, and the snippet to paste.
+    let (ok, out) = cli(
+        &srv.base,
+        &[
+            "link",
+            "add",
+            "https://offer.example/?s={click_id}",
+            "--slug",
+            "lp1",
+            "--tag-origin",
+            "https://lp.example",
+            "--tag-origin",
+            "https://www.lp.example/",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("page tag") && out.contains("/t.js?v=") && out.contains("data-link=\"lp1\""),
+        "{out}"
+    );
+    let (ok, out) = cli(
+        &srv.base,
+        &[
+            "link",
+            "add",
+            "https://offer.example/",
+            "--tag-origin",
+            "lp.example",
+        ],
+    );
+    assert!(!ok && out.contains("invalid_tag_origins"), "{out}");
     let (ok, out) = cli(&srv.base, &["test-postback", "1"]);
     assert!(ok, "{out}");
     assert!(out.contains("GREEN"), "{out}");

@@ -420,7 +420,9 @@ proptest! {
         match &by_query {
             Ok(f) => {
                 assert_fields_invariants(f, &m)?;
-                let mut canon = vec![("click_id".to_string(), f.click_id.clone())];
+                // As sent (case kept): it normalizes to `click_id` again.
+                prop_assert_eq!(&ids::normalize_click_id(&f.click_id_as_sent), &f.click_id);
+                let mut canon = vec![("click_id".to_string(), f.click_id_as_sent.clone())];
                 if let Some(a) = f.amount {
                     canon.push(("amount".into(), a.to_string()));
                 }
@@ -453,6 +455,42 @@ proptest! {
                     "invalid_parameter", "conflicting_parameters",
                 ].contains(&r.code), "{}", r.code);
             }
+        }
+    }
+
+    /// The page tag's beacon (the `beacon` fuzz target's invariants): any
+    /// JSON object of arbitrary strings is read into bounded, clean fields
+    /// or refused with a documented code.
+    #[test]
+    fn beacons_are_bounded_or_refused(
+        link in prop::sample::select(vec!["spring".to_string(), "a-b_9".into(), String::new(), "x/y".into(), "s".repeat(65)]),
+        url in prop::option::of(prop::sample::select(vec![
+            "https://lp.example/?gclid=G&utm_source=x".to_string(), "javascript:alert(1)".into(),
+            "https://[::1]:80/p".into(), "http://a..b/".into(), "".into(), format!("https://lp.example/?q={}", "u".repeat(4100)),
+        ])),
+        referrer in prop::option::of("\\PC{0,40}|[ \t]{0,3}https://r\\.example/[a-z]{0,5}[ ]{0,2}"),
+        fbp in prop::option::of(".{0,300}"),
+    ) {
+        use postbackd::tracking::beacon;
+        let body = serde_json::json!({"link": link, "url": url, "referrer": referrer, "fbp": fbp}).to_string();
+        match beacon::parse(body.as_bytes()) {
+            Ok(b) => {
+                prop_assert!(!b.link.is_empty() && b.link.len() <= 64, "no source sent: a slug");
+                prop_assert!(b.link.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+                if let Some(u) = &b.url {
+                    prop_assert!(u.len() <= beacon::MAX_URL && click::validate_destination(u).is_ok());
+                }
+                for (v, max) in [(&b.referrer, beacon::MAX_REFERRER), (&b.fbp, beacon::MAX_COOKIE)] {
+                    if let Some(v) = v {
+                        prop_assert!(!v.is_empty() && v.len() <= max && v.trim() == v.as_str());
+                        prop_assert!(!v.chars().any(char::is_control));
+                    }
+                }
+            }
+            Err(r) => prop_assert!(
+                ["too_large", "invalid_json", "invalid_link", "invalid_source", "invalid_landing_url", "invalid_beacon"].contains(&r.code),
+                "{}", r.code
+            ),
         }
     }
 

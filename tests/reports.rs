@@ -35,6 +35,7 @@ async fn click_at(s: &TestServer, mut rec: ClickRecord, at: u64) -> String {
         .store
         .write(move |ctx| ingest::record_click(ctx, w))
         .await
+        .unwrap()
         .unwrap();
     id
 }
@@ -68,6 +69,7 @@ async fn postback_at(
     let amount: Option<Decimal> = amount.map(|a| a.parse().unwrap());
     let f = Fields {
         click_id: click_id.to_string(),
+        click_id_as_sent: click_id.to_string(),
         kind: if amount.is_some_and(|a| !a.is_zero()) {
             Kind::Purchase
         } else {

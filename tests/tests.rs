@@ -42,6 +42,8 @@ mod reports;
 mod secrets;
 /// Signed postbacks, replays, IP allowlists, rate limits, slow clients.
 mod security;
+/// Tracking without a redirect: /t.js, /e/click (CORS, preflight, refusals), the click API with external IDs.
+mod tag;
 /// TLS: handshakes (rustls, curl), ALPN, SIGHUP reload, admin listener, redirect.
 mod tls;
 /// Dashboard users and sessions: the users API, sign-in, cookies, expiry, CSRF, setup link, `postbackd user`.

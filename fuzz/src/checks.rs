@@ -114,6 +114,12 @@ pub fn check_query_form(data: &[u8]) {
 /// What every successful parse promises, whatever the request.
 pub fn assert_fields_invariants(f: &Fields, mapping: &Mapping) {
     let c = &f.click_id;
+    assert_eq!(
+        &ids::normalize_click_id(&f.click_id_as_sent),
+        c,
+        "click ID is not its as-sent text normalized"
+    );
+    assert_eq!(f.click_id_as_sent.trim(), f.click_id_as_sent, "as-sent click ID not trimmed");
     assert!(!c.is_empty(), "empty click ID accepted");
     assert_eq!(c.trim(), c, "click ID not trimmed: {c:?}");
     assert_eq!(&c.to_ascii_lowercase(), c, "click ID not lowercase: {c:?}");
@@ -199,7 +205,9 @@ pub fn assert_rejection_shape(r: &Rejection) {
 /// postback carrying exactly these fields would look like).
 pub fn canonical_query(f: &Fields) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
-    s.append_pair("click_id", &f.click_id);
+    // As sent (trimmed, case kept): it normalizes to `click_id`, and reads
+    // back as the same `click_id_as_sent`.
+    s.append_pair("click_id", &f.click_id_as_sent);
     if let Some(a) = f.amount {
         s.append_pair("amount", &a.to_string());
     }
@@ -765,6 +773,64 @@ pub fn check_signature(input: &SignatureInput) {
                 tol,
             );
             assert!(r.is_err(), "tampered body verified");
+        }
+    }
+}
+
+/// Every error code `beacon::parse` may answer with.
+pub const BEACON_CODES: &[&str] = &[
+    "too_large",
+    "invalid_json",
+    "invalid_link",
+    "invalid_source",
+    "invalid_landing_url",
+    "invalid_beacon",
+];
+
+/// (k) The page tag's beacon (`POST /e/click`): `beacon::parse` never
+/// panics and is deterministic; an accepted beacon has a slug of 1-64
+/// `[A-Za-z0-9_-]` (or none, with a source ID), a landing URL that `click::validate_destination`
+/// accepts and at most `MAX_URL` bytes, and optional text fields that are
+/// trimmed, non-empty, bounded and free of control characters; a refusal
+/// has a documented code and a message.
+pub fn check_beacon(data: &[u8]) {
+    use postbackd::tracking::beacon;
+    let first = beacon::parse(data);
+    assert_eq!(first, beacon::parse(data), "deterministic");
+    match first {
+        Ok(b) => {
+            assert!(data.len() <= beacon::MAX_BEACON_BYTES);
+            assert!(
+                (!b.link.is_empty() || b.source.is_some()) && b.link.len() <= 64,
+                "{:?}",
+                b.link
+            );
+            assert!(
+                b.link
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
+                "{:?}",
+                b.link
+            );
+            if let Some(u) = &b.url {
+                assert!(u.len() <= beacon::MAX_URL);
+                assert!(click::validate_destination(u).is_ok(), "{u:?}");
+            }
+            for (v, max) in [
+                (&b.referrer, beacon::MAX_REFERRER),
+                (&b.fbc, beacon::MAX_COOKIE),
+                (&b.fbp, beacon::MAX_COOKIE),
+            ] {
+                if let Some(v) = v {
+                    assert!(!v.is_empty() && v.len() <= max, "{v:?}");
+                    assert_eq!(v.trim(), v.as_str(), "trimmed");
+                    assert!(!v.chars().any(char::is_control), "{v:?}");
+                }
+            }
+        }
+        Err(r) => {
+            assert!(BEACON_CODES.contains(&r.code), "undocumented code {}", r.code);
+            assert!(!r.message.is_empty());
         }
     }
 }

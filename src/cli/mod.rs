@@ -212,6 +212,10 @@ pub enum LinkCmd {
         /// Parameter appended with the click ID when DESTINATION has no placeholder.
         #[arg(long)]
         param: Option<String>,
+        /// A landing-page origin (https://lp.example.com) allowed to record
+        /// clicks on this link with the page tag; repeat for more.
+        #[arg(long = "tag-origin")]
+        tag_origins: Vec<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -353,9 +357,13 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             source,
             campaign,
             param,
+            tag_origins,
             remote,
         }) => {
-            let body = json!({"destination": destination, "slug": slug, "source": source, "campaign": campaign, "param": param});
+            let mut body = json!({"destination": destination, "slug": slug, "source": source, "campaign": campaign, "param": param});
+            if !tag_origins.is_empty() {
+                body["tag_origins"] = json!(tag_origins);
+            }
             let body = strip_nulls(body);
             let l = admin(&remote, Method::POST, "/api/v1/links", Some(&body)).await?;
             println!(
@@ -363,6 +371,12 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 l["slug"].as_str().unwrap_or(""),
                 l["url"].as_str().unwrap_or("")
             );
+            if !tag_origins.is_empty() {
+                println!(
+                    "page tag for those landing pages: {}",
+                    l["tag_snippet"].as_str().unwrap_or("")
+                );
+            }
             Ok(())
         }
         Command::Link(LinkCmd::List { remote }) => {

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod postback;
 pub mod response;
 pub mod server;
+pub mod tag;
 pub mod tracking;
 pub mod ui;
 
@@ -104,6 +105,10 @@ pub async fn handle(
 fn route_label(path: &str) -> &'static str {
     if path.starts_with("/c/") {
         "click"
+    } else if path == "/e/click" {
+        "tag_click"
+    } else if path == "/t.js" {
+        "tag"
     } else if path.starts_with("/p/") {
         "postback"
     } else if path.starts_with("/ipn/") {
@@ -131,7 +136,11 @@ async fn route_request(
     let public = surface != Surface::Admin;
     let admin = surface != Surface::Public;
     let result = if !public
-        && (path.starts_with("/c/") || path.starts_with("/p/") || path.starts_with("/ipn/"))
+        && (path.starts_with("/c/")
+            || path.starts_with("/p/")
+            || path.starts_with("/ipn/")
+            || path.starts_with("/e/")
+            || path == "/t.js")
     {
         Err(ApiError::not_found(
             "not_found",
@@ -145,6 +154,17 @@ async fn route_request(
     } else if let Some(slug) = path.strip_prefix("/c/") {
         match *req.method() {
             Method::GET | Method::HEAD => tracking::click(app, peer, req, slug).await,
+            _ => Err(method_not_allowed("GET or HEAD")),
+        }
+    } else if path == "/e/click" {
+        match *req.method() {
+            Method::POST => Ok(tag::click(app, peer, req).await),
+            Method::OPTIONS => Ok(tag::preflight(app, &req)),
+            _ => Err(method_not_allowed("POST (or an OPTIONS preflight)")),
+        }
+    } else if path == "/t.js" {
+        match *req.method() {
+            Method::GET | Method::HEAD => Ok(tag::script(&req)),
             _ => Err(method_not_allowed("GET or HEAD")),
         }
     } else if let Some(key) = path.strip_prefix("/p/") {
@@ -184,7 +204,7 @@ async fn route_request(
         Err(ApiError::not_found(
             "not_found",
             format!(
-                "no route for `{}`; tracking links are /c/SLUG, postbacks /p/KEY, IPN notifications /ipn/KEY, the admin API /api/v1",
+                "no route for `{}`; tracking links are /c/SLUG, the page tag /t.js, postbacks /p/KEY, IPN notifications /ipn/KEY, the admin API /api/v1",
                 truncate(path, 64)
             ),
         ))

@@ -183,6 +183,9 @@ pub struct Request<'a> {
 pub struct Fields {
     /// Normalized (trimmed, lowercased) click ID.
     pub click_id: String,
+    /// The click ID trimmed, its case kept: external IDs (the caller's own
+    /// IDs given to `POST /api/v1/clicks`) match case-sensitively.
+    pub click_id_as_sent: String,
     pub amount: Option<Decimal>,
     pub kind: Kind,
     pub currency: String,
@@ -438,6 +441,7 @@ pub fn normalize(params: &[Param], mapping: &Mapping) -> Result<Fields, Rejectio
         .collect();
 
     Ok(Fields {
+        click_id_as_sent: click.value.trim().to_string(),
         click_id,
         amount,
         kind,

@@ -594,10 +594,90 @@ pub fn find(id: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.id.eq_ignore_ascii_case(id))
 }
 
+/// Where a network's affiliate links point, for the page tag's AutoTag
+/// (`/t.js`): a link to one of these hosts, or to a subdomain of one, gets
+/// the click ID in the network's tracking parameter. One table, served to
+/// the script by the server (`http::tag`), never copied into it.
+///
+/// Networks on their own white-label domains (Everflow, CAKE, most TUNE
+/// networks) are not listed: their links take `{click_id}` /
+/// `--CLICK-ID--`, or the page names their host with `data-hosts`.
+const LINK_HOSTS: &[(&str, LinkParam)] = &[
+    // ClickBank HopLinks: vendor.hop.clickbank.net, hop.clickbank.net.
+    ("hop.clickbank.net", LinkParam::Preset("clickbank")),
+    // Impact's shared tracking domains (brands also use vanity ones).
+    ("sjv.io", LinkParam::Preset("impact")),
+    ("pxf.io", LinkParam::Preset("impact")),
+    ("7eer.net", LinkParam::Preset("impact")),
+    ("evyy.net", LinkParam::Preset("impact")),
+    ("ojrq.net", LinkParam::Preset("impact")),
+    // CJ's link domains.
+    ("anrdoezrs.net", LinkParam::Preset("cj")),
+    ("dpbolvw.net", LinkParam::Preset("cj")),
+    ("jdoqocy.com", LinkParam::Preset("cj")),
+    ("kqzyfj.com", LinkParam::Preset("cj")),
+    ("tkqlhce.com", LinkParam::Preset("cj")),
+    ("qksrv.net", LinkParam::Preset("cj")),
+    ("track.adtraction.com", LinkParam::Preset("adtraction")),
+    // TUNE/HasOffers' default tracking domain.
+    ("go2cloud.org", LinkParam::Preset("hasoffers")),
+    // Digistore24 promolinks take the click ID as `cid` (returned in the
+    // IPN's `cid`, the first field `inbound::ipn::digistore24` reads).
+    ("digistore24.com", LinkParam::Fixed("cid")),
+    // JVZoo affiliate links take `tid` (returned as `caffitid`).
+    ("jvzoo.com", LinkParam::Fixed("tid")),
+    ("jvz1.com", LinkParam::Fixed("tid")),
+    ("jvz2.com", LinkParam::Fixed("tid")),
+    ("jvz3.com", LinkParam::Fixed("tid")),
+    ("jvz4.com", LinkParam::Fixed("tid")),
+    ("jvz5.com", LinkParam::Fixed("tid")),
+    ("jvz6.com", LinkParam::Fixed("tid")),
+    ("jvz7.com", LinkParam::Fixed("tid")),
+    ("jvz8.com", LinkParam::Fixed("tid")),
+    ("jvz9.com", LinkParam::Fixed("tid")),
+];
+
+/// Which parameter a [`LINK_HOSTS`] entry's links take.
+enum LinkParam {
+    /// The preset's `click_id` parameter.
+    Preset(&'static str),
+    /// A network without a postback preset (an IPN marketplace).
+    Fixed(&'static str),
+}
+
+/// `(host, parameter)` for every known affiliate link host.
+pub fn link_hosts() -> Vec<(&'static str, &'static str)> {
+    LINK_HOSTS
+        .iter()
+        .filter_map(|(host, p)| {
+            let param = match p {
+                LinkParam::Preset(id) => find(id)?.param_for("click_id")?,
+                LinkParam::Fixed(param) => param,
+            };
+            Some((*host, param))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::inbound::postback::{self, Status};
+
+    #[test]
+    fn every_link_host_has_its_parameter() {
+        let hosts = link_hosts();
+        assert_eq!(hosts.len(), LINK_HOSTS.len(), "a preset id is misspelt");
+        let param = |h: &str| hosts.iter().find(|(x, _)| *x == h).map(|(_, p)| *p);
+        assert_eq!(param("hop.clickbank.net"), Some("tid"));
+        assert_eq!(param("sjv.io"), Some("subId1"));
+        assert_eq!(param("anrdoezrs.net"), Some("sid"));
+        assert_eq!(param("track.adtraction.com"), Some("epi"));
+        assert_eq!(param("go2cloud.org"), Some("aff_sub"));
+        for (h, _) in &hosts {
+            assert_eq!(*h, h.to_ascii_lowercase());
+        }
+    }
 
     #[test]
     fn url_order_lists_every_canonical_field_once() {

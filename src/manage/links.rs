@@ -15,7 +15,7 @@ use crate::store::catalog::LinkEntry;
 use crate::store::records::LinkCost;
 use crate::store::records::{self, LinkRecord};
 use crate::store::rollup::SUBS;
-use crate::tracking::click;
+use crate::tracking::{click, origin};
 use crate::util::clock::now_ms;
 use crate::util::ids;
 use crate::util::text::truncate;
@@ -34,7 +34,13 @@ pub struct LinkIn {
     /// The cost model; `null` removes it.
     #[serde(default, deserialize_with = "double_option")]
     pub cost: Option<Option<CostIn>>,
+    /// Landing-page origins allowed to record clicks on this link with the
+    /// page tag (`["https://lp.example.com"]`). Replaces the whole list.
+    pub tag_origins: Option<Vec<String>>,
 }
+
+/// Most origins on one link.
+const MAX_TAG_ORIGINS: usize = 32;
 
 /// `"cost": {"model": "cpc", "amount": "0.05"}`, `{"model": "cpa",
 /// "amount": "12.00"}`, `{"model": "revshare", "percent": "40"}` or
@@ -204,6 +210,24 @@ impl LinkIn {
         if let Some(cost) = self.cost {
             rec.cost = cost.map(CostIn::validate).transpose()?;
         }
+        if let Some(list) = self.tag_origins {
+            if list.len() > MAX_TAG_ORIGINS {
+                return Err(Error::invalid(
+                    "invalid_tag_origins",
+                    format!("a link allows at most {MAX_TAG_ORIGINS} tag_origins"),
+                ));
+            }
+            let mut out: Vec<String> = Vec::new();
+            for o in &list {
+                let n = origin::normalize(o).map_err(|m| {
+                    Error::invalid("invalid_tag_origins", format!("tag_origins: {m}"))
+                })?;
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+            rec.tag_origins = out;
+        }
         if let Some(p) = self.param {
             if !valid_param(&p) {
                 return Err(Error::invalid(
@@ -263,6 +287,7 @@ pub async fn create(app: &App, input: LinkIn) -> Result<Arc<LinkEntry>, Error> {
         created_ms: now_ms(),
         subs: Vec::new(),
         cost: None,
+        tag_origins: Vec::new(),
     };
     let explicit_param = input.param.is_some();
     input.apply(app, &mut rec)?;

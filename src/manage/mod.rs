@@ -6,6 +6,7 @@
 //! status code, and whose `code` and `message` are the contract's stable
 //! error code and fix sentence.
 
+pub mod clicks;
 pub mod costs;
 pub mod destinations;
 pub mod links;

@@ -12,20 +12,11 @@ use super::query::{Page, Query, get_record, scan};
 use crate::app::App;
 use crate::inbound::postback::Status;
 use crate::ingest::{self, Outcome, ReplayError};
-use crate::store::records::{ClickRecord, ConversionRecord, EventRecord};
+use crate::store::records::{ConversionRecord, EventRecord};
 use crate::store::{CLICKS, CONVERSIONS, EVENTS, StoreError};
 use crate::util::clock::now_ms;
 use crate::util::ids;
 use crate::util::text::truncate;
-
-/// A click by ID as a network or a person typed it (percent-decoded,
-/// trimmed, any case). Returns the normalized ID with the record.
-pub async fn click(app: &App, raw: &str) -> Result<(String, ClickRecord), Error> {
-    let id =
-        ids::normalize_click_id(&percent_encoding::percent_decode_str(raw).decode_utf8_lossy());
-    let rec = get_record(app, CLICKS, &id, "unknown_click").await?;
-    Ok((id, rec))
-}
 
 pub async fn conversion(app: &App, id: &str) -> Result<ConversionRecord, Error> {
     get_record(app, CONVERSIONS, id, "unknown_conversion").await

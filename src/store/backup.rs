@@ -13,8 +13,9 @@ use redb::{
 };
 
 use crate::store::{
-    CLICKS, CONVERSIONS, COSTS, DEDUP, DELIVERIES, DELIVERY_KEYS, DESTINATIONS, EVENTS, LINKS,
-    META, OUTBOX, PENDING, ROLLUPS, SIGNATURES, SOURCES, StoreError, USERS, VISITS,
+    CLICKS, CONVERSIONS, COSTS, DEDUP, DELIVERIES, DELIVERY_KEYS, DESTINATIONS, EVENTS,
+    EXTERNAL_IDS, LINKS, META, OUTBOX, PENDING, ROLLUPS, SIGNATURES, SOURCES, StoreError, USERS,
+    VISITS,
 };
 
 /// Tables a snapshot leaves out on purpose: sessions (a restored server
@@ -61,6 +62,7 @@ pub fn snapshot(db: &Database, dest: &Path) -> Result<u64, StoreError> {
     n += copy(&rtx, &wtx, PENDING, c)?;
     n += copy(&rtx, &wtx, DELIVERY_KEYS, c)?;
     n += copy(&rtx, &wtx, VISITS, c)?;
+    n += copy(&rtx, &wtx, EXTERNAL_IDS, c)?;
     // Users, not their sessions: a restored server has everyone sign in
     // again (the table is created empty when the copy is opened).
     n += copy(&rtx, &wtx, USERS, c)?;

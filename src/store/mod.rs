@@ -77,6 +77,10 @@ pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 /// SHA-256 of a session's cookie token -> [`records::SessionRecord`].
 pub const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 
+/// External ID (the caller's own ID given to `POST /api/v1/clicks`,
+/// trimmed, case as given) -> click ID: postbacks carrying it match that
+/// click. Written in the click's transaction; purged with the click.
+pub const EXTERNAL_IDS: TableDefinition<&str, &str> = TableDefinition::new("external_ids");
 /// `meta` key of the per-database random key of the visitor hash.
 const VISITOR_KEY: &str = "visitor_key";
 
@@ -228,6 +232,8 @@ write_tables! {
     users: USERS<&'static str, &'static [u8]>;
     /// [`SESSIONS`]
     sessions: SESSIONS<&'static [u8], &'static [u8]>;
+    /// [`EXTERNAL_IDS`]
+    external_ids: EXTERNAL_IDS<&'static str, &'static str>;
 }
 
 /// What a write job sees: the batch's transaction (through one accessor
@@ -653,6 +659,8 @@ fn init(db: &Database) -> Result<(Catalog, [u8; 32]), OpenError> {
         // build that has them, so older databases need no migration.
         txn.open_table(USERS).map_err(|x| e(x.into()))?;
         txn.open_table(SESSIONS).map_err(|x| e(x.into()))?;
+        // Databases written before external IDs get the empty table here.
+        txn.open_table(EXTERNAL_IDS).map_err(|x| e(x.into()))?;
     }
     txn.commit().map_err(|x| e(x.into()))?;
 

@@ -112,6 +112,11 @@ pub struct LinkRecord {
     /// What the traffic costs.
     #[serde(default)]
     pub cost: Option<LinkCost>,
+    /// Landing-page origins (normalized `scheme://host[:port]`) whose
+    /// pages may record clicks on this link with the page tag, beside the
+    /// server's `tag_origins`.
+    #[serde(default)]
+    pub tag_origins: Vec<String>,
 }
 
 /// A link's cost model: `cpc` (amount per click), `cpa` (amount per
@@ -181,25 +186,54 @@ pub struct ClickRecord {
     pub cost: Option<(String, String)>,
     /// The visitor (IP + user agent) had not clicked this link within
     /// `unique_window_hours`; decided by the writer (see [`set_unique`]).
-    /// Always false for bots. Keep it the last field.
+    /// Always false for bots. Only the [`ClickTail`] fields may follow it.
     #[serde(default)]
     pub unique: bool,
+    // Tracking without a redirect, appended after `unique`: clicks written
+    // before it decode as redirect clicks without these.
+    /// How the click arrived: empty for a `/c/` redirect, `tag` for the
+    /// page tag (`POST /e/click`), `api` for `POST /api/v1/clicks`.
+    #[serde(default)]
+    pub via: String,
+    /// The landing page the click was recorded on (tag, API); `None` for
+    /// redirects, whose landing page is the destination.
+    #[serde(default)]
+    pub landing_url: Option<String>,
+    /// The caller's own ID for this click (`POST /api/v1/clicks`), trimmed,
+    /// as given: postbacks carrying it match this click. Indexed in
+    /// `store::EXTERNAL_IDS`.
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+/// The fields encoded after `unique`, in order: [`unique_offset`] measures
+/// them. A field appended to [`ClickRecord`] is appended here too (the
+/// round-trip test fails otherwise).
+type ClickTail<'a> = (&'a String, &'a Option<String>, &'a Option<String>);
+
+/// Where `unique` sits in `encode(rec)`: the handler encodes the record
+/// (off the writer thread) before the writer knows whether the click is
+/// unique, and the writer patches that one byte with [`set_unique`].
+pub fn unique_offset(rec: &ClickRecord, encoded_len: usize) -> usize {
+    let tail: ClickTail<'_> = (&rec.via, &rec.landing_url, &rec.external_id);
+    // The tuple is a MessagePack array: a one-byte header (three elements)
+    // then exactly the bytes the record ends with.
+    let tail_len = rmp_serde::to_vec(&tail).map_or(1, |v| v.len()) - 1;
+    encoded_len - tail_len - 1
 }
 
 /// Set `unique` in an encoded [`ClickRecord`] without encoding it again:
-/// the handler encodes the record (off the writer thread) before the
-/// writer knows whether the click is unique, and `unique` is the record's
-/// last field, a MessagePack boolean (one byte, `0xc2` false / `0xc3`
-/// true) at the end of the value.
-pub fn set_unique(encoded: &mut [u8], unique: bool) {
+/// `unique` is a MessagePack boolean (one byte, `0xc2` false / `0xc3`
+/// true) at `at` ([`unique_offset`]).
+pub fn set_unique(encoded: &mut [u8], at: usize, unique: bool) {
     const FALSE: u8 = 0xc2;
     const TRUE: u8 = 0xc3;
-    if let Some(last) = encoded.last_mut() {
+    if let Some(b) = encoded.get_mut(at) {
         debug_assert!(
-            *last == FALSE || *last == TRUE,
-            "ClickRecord must end with its unique flag"
+            *b == FALSE || *b == TRUE,
+            "unique_offset must point at the unique flag"
         );
-        *last = if unique { TRUE } else { FALSE };
+        *b = if unique { TRUE } else { FALSE };
     }
 }
 
@@ -491,8 +525,39 @@ mod tests {
         assert!(!c.bot && !c.unique);
     }
 
+    /// A click and a link written before tracking without a redirect (no
+    /// `via`, `landing_url`, `external_id`; no `tag_origins`) still decode.
     #[test]
-    fn set_unique_flips_the_last_field_only() {
+    fn records_without_the_tag_fields_decode() {
+        let c = ClickRecord {
+            ms: 3,
+            slug: "s".into(),
+            unique: true,
+            ..ClickRecord::default()
+        };
+        // As an old build wrote it: the array of 22 fields without the last
+        // three (`""`, `nil`, `nil`), ending with `unique`.
+        let mut bytes = encode(&c);
+        assert_eq!(&bytes[1..4], &[0xdc, 0x00, 22]);
+        assert_eq!(&bytes[bytes.len() - 4..], &[0xc3, 0xa0, 0xc0, 0xc0]);
+        bytes.truncate(bytes.len() - 3);
+        bytes[3] = 19;
+        let back: ClickRecord = decode(&bytes).unwrap();
+        assert_eq!(back, c);
+        assert_eq!((back.via.as_str(), back.external_id), ("", None));
+        let l = LinkRecord {
+            destination: "https://x.com/".into(),
+            ..Default::default()
+        };
+        let mut bytes = encode(&l);
+        assert_eq!(bytes.pop(), Some(0x90), "tag_origins: an empty array");
+        bytes[1] -= 1;
+        let back: LinkRecord = decode(&bytes).unwrap();
+        assert_eq!(back, l);
+    }
+
+    #[test]
+    fn set_unique_flips_only_the_unique_field() {
         let c = ClickRecord {
             ms: 1,
             slug: "s".into(),
@@ -500,18 +565,31 @@ mod tests {
             country: Some("DE".into()),
             ..ClickRecord::default()
         };
-        let mut bytes = encode(&c);
-        set_unique(&mut bytes, true);
-        let back: ClickRecord = decode(&bytes).unwrap();
-        assert_eq!(
-            back,
-            ClickRecord {
-                unique: true,
+        for (via, landing, external) in [
+            ("", None, None),
+            ("api", Some("https://lp.example/?a=1"), Some("CRM-Lead 42")),
+            ("tag", Some(&"x".repeat(300)[..]), None),
+        ] {
+            let c = ClickRecord {
+                via: via.into(),
+                landing_url: landing.map(str::to_string),
+                external_id: external.map(str::to_string),
                 ..c.clone()
-            }
-        );
-        set_unique(&mut bytes, false);
-        assert_eq!(decode::<ClickRecord>(&bytes).unwrap(), c);
+            };
+            let mut bytes = encode(&c);
+            let at = unique_offset(&c, bytes.len());
+            set_unique(&mut bytes, at, true);
+            let back: ClickRecord = decode(&bytes).unwrap();
+            assert_eq!(
+                back,
+                ClickRecord {
+                    unique: true,
+                    ..c.clone()
+                }
+            );
+            set_unique(&mut bytes, at, false);
+            assert_eq!(decode::<ClickRecord>(&bytes).unwrap(), c);
+        }
     }
 
     /// A source and an event written before the IPN fields were appended

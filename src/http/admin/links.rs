@@ -9,38 +9,34 @@ use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::{Resp, json_response, no_content};
 use crate::manage::links;
+use crate::store::catalog::LinkEntry;
 use crate::views;
 
+/// A link's JSON, with the page-tag snippet to paste on its landing page.
+fn link_json(app: &App, l: &LinkEntry) -> Value {
+    let mut v = views::link(&app.config.public_url, l);
+    v["tag_snippet"] = json!(crate::http::tag::snippet(&app.config.public_url, &l.slug));
+    v
+}
+
 pub fn list(app: &App) -> Resp {
-    let items: Vec<Value> = links::list(app)
-        .iter()
-        .map(|l| views::link(&app.config.public_url, l))
-        .collect();
+    let items: Vec<Value> = links::list(app).iter().map(|l| link_json(app, l)).collect();
     json_response(StatusCode::OK, &json!({"items": items}))
 }
 
 pub fn get(app: &App, slug: &str) -> Result<Resp, ApiError> {
     let l = links::get(app, slug)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &views::link(&app.config.public_url, &l),
-    ))
+    Ok(json_response(StatusCode::OK, &link_json(app, &l)))
 }
 
 pub async fn create(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let l = links::create(app, body(req).await?).await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &views::link(&app.config.public_url, &l),
-    ))
+    Ok(json_response(StatusCode::CREATED, &link_json(app, &l)))
 }
 
 pub async fn update(app: &App, slug: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let l = links::update(app, slug, body(req).await?).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &views::link(&app.config.public_url, &l),
-    ))
+    Ok(json_response(StatusCode::OK, &link_json(app, &l)))
 }
 
 pub async fn delete(app: &App, slug: &str) -> Result<Resp, ApiError> {

@@ -49,6 +49,7 @@ pub async fn handle(app: &App, req: Request<Incoming>, path: &str) -> Result<Res
         (&Method::GET, ["links", slug]) => links::get(app, slug),
         (&Method::PATCH, ["links", slug]) => links::update(app, slug, req).await,
         (&Method::DELETE, ["links", slug]) => links::delete(app, slug).await,
+        (&Method::POST, ["clicks"]) => records::create_click(app, req).await,
         (&Method::GET, ["clicks", id]) => records::get_click(app, id).await,
         (&Method::GET, ["conversions"]) => records::list_conversions(app, &query).await,
         (&Method::GET, ["conversions", id]) => records::get_conversion(app, id).await,

@@ -1,19 +1,25 @@
-//! `/api/v1/clicks`, `/api/v1/conversions`, `/api/v1/events` and replay:
+//! `/api/v1/clicks` (read and create), `/api/v1/conversions`, `/api/v1/events` and replay:
 //! a `manage::records` read, JSON out.
 
-use hyper::StatusCode;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::{Resp, json_response};
 use crate::manage::query::Query;
-use crate::manage::records;
+use crate::manage::{clicks, records};
 use crate::views;
 
 pub async fn get_click(app: &App, raw: &str) -> Result<Resp, ApiError> {
-    let (id, rec) = records::click(app, raw).await?;
+    let (id, rec) = clicks::find(app, raw).await?;
     Ok(json_response(StatusCode::OK, &views::click(&id, &rec)))
+}
+
+pub async fn create_click(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let (id, rec) = clicks::create(app, super::body(req).await?).await?;
+    Ok(json_response(StatusCode::CREATED, &views::click(&id, &rec)))
 }
 
 pub async fn get_conversion(app: &App, id: &str) -> Result<Resp, ApiError> {

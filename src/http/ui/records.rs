@@ -190,7 +190,7 @@ pub async fn conversion(app: &App, viewer: &Viewer, id: &str) -> Resp {
 pub async fn clicks(app: &App, viewer: &Viewer, q: &Form) -> Resp {
     let id = q.opt("id");
     let found = match &id {
-        Some(id) => Some(records::click(app, id).await),
+        Some(id) => Some(crate::manage::clicks::find(app, id).await),
         None => None,
     };
     let (status, err) = match &found {
