@@ -14,6 +14,7 @@ pub mod query;
 pub mod records;
 pub mod reports;
 pub mod sources;
+pub mod testfire;
 pub mod users;
 
 use serde::Deserialize;

@@ -220,6 +220,18 @@ test("the conversion is in Reports", async () => {
   assert.match(download.suggestedFilename(), /\.csv$/);
 });
 
+test("test-fire from the source page shows the verdict", async () => {
+  await open(page, `/ui/sources/${source.id}`);
+  await page.getByLabel("Amount", { exact: true }).fill("2.00");
+  await page.getByRole("button", { name: "Fire a test postback" }).click();
+  await page.waitForSelector("h2:has-text('Test-fire') .badge.ok");
+  assert.match(await page.locator("[role=status]").textContent(), /It works: the postback matched click/);
+  // It is in the log like any postback.
+  const events = (await pbd.admin("GET", `/api/v1/events?source=${source.id}&limit=1`)).json.items;
+  assert.equal(events[0].result, "matched");
+  assert.equal(events[0].user_agent, "postbackd test-fire (dashboard)");
+});
+
 test("a refused postback is replayed after fixing the mapping", async () => {
   // The network sends the click ID as `subid`, which the mapping does not read.
   const r = await fetch(`${new URL(postbackUrl).origin}${new URL(postbackUrl).pathname}?subid=${clickId}&payout=3.00&transaction_id=tx-2`);

@@ -171,6 +171,7 @@ async fn post(app: &Arc<App>, viewer: &Viewer, path: &str, f: &Form) -> Resp {
         ["sources"] => sources::create(app, viewer, f).await,
         ["sources", id] => sources::update(app, viewer, id, f).await,
         ["sources", id, "delete"] => sources::delete(app, id).await,
+        ["sources", id, "test"] => sources::test_fire(app, viewer, id, f).await,
         ["links"] => links::create(app, viewer, f).await,
         ["links", slug] => links::update(app, viewer, slug, f).await,
         ["links", slug, "delete"] => links::delete(app, slug).await,

@@ -10,13 +10,15 @@ use std::collections::BTreeMap;
 use hyper::StatusCode;
 use maud::{Markup, html};
 
-use super::form::Form;
+use super::form::{Form, encode};
 use super::layout::{Tone, badge, copy_field, empty, page, respond, see_other};
+use super::postbacks;
 use super::session::Viewer;
 use crate::app::App;
 use crate::http::Resp;
 use crate::inbound::presets::{self, CANONICAL_FIELDS};
-use crate::manage::{self, sources};
+use crate::manage::testfire::{self, TestFire};
+use crate::manage::{self, links, sources};
 use crate::store::catalog::SourceEntry;
 use crate::views;
 
@@ -143,6 +145,7 @@ pub async fn create(app: &App, viewer: &Viewer, f: &Form) -> Resp {
             &saved.entry,
             &saved.new_secrets,
             None,
+            None,
             StatusCode::CREATED,
         ),
         Err(e) => list(app, viewer, f, Some(&e)).await,
@@ -155,7 +158,7 @@ pub fn detail(app: &App, viewer: &Viewer, id: &str) -> Resp {
         .map_err(|_| ())
         .and_then(|id| sources::get(app, id).map_err(|_| ()))
     {
-        Ok(s) => detail_page(app, viewer, &s, &[], None, StatusCode::OK),
+        Ok(s) => detail_page(app, viewer, &s, &[], None, None, StatusCode::OK),
         Err(()) => super::problem(
             StatusCode::NOT_FOUND,
             "No such source",
@@ -170,11 +173,17 @@ fn detail_page(
     s: &SourceEntry,
     new_secrets: &[String],
     err: Option<&manage::Error>,
+    fired: Option<&Result<TestFire, manage::Error>>,
     status: StatusCode,
 ) -> Resp {
     let preset = s.rec.preset.as_deref().and_then(presets::find);
+    let own_links: Vec<_> = links::list(app)
+        .into_iter()
+        .filter(|l| l.rec.source_id == Some(s.id))
+        .collect();
     let body = html! {
         h1 { (s.rec.name) }
+        @if let Some(f) = fired { (verdict(f)) }
         @if !new_secrets.is_empty() {
             div.flash.warn role="status" {
                 strong { "Signing secret: shown only now." }
@@ -215,6 +224,28 @@ fn detail_page(
                 }
             } @else {
                 dl.kv { @for (k, v) in &s.mapping.params { dt { (k) } dd.mono { (v) } } }
+            }
+        }
+        @if viewer.is_admin() {
+            form.panel.stack method="post" action=(format!("/ui/sources/{}/test", s.id)) {
+                h2 { "Test-fire" }
+                p.muted { "Records a click on one of this source's links, then sends the postback your network would send for it, with this mapping. The verdict is the one a real postback gets." }
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                @if own_links.is_empty() {
+                    p { "This source has no tracking link yet: " a href="/ui/links" { "create one" } " with this source, then fire a test." }
+                } @else {
+                    div.row {
+                        div.field {
+                            label for="t-link" { "Link" }
+                            select id="t-link" name="link" { @for l in &own_links { option value=(l.slug) { (l.slug) } } }
+                        }
+                        div.field {
+                            label for="t-amount" { "Amount" }
+                            input type="text" id="t-amount" name="amount" value="1.00";
+                        }
+                    }
+                    div { button type="submit" { "Fire a test postback" } }
+                }
             }
         }
         p { a href=(format!("/ui/postbacks?source={}", s.id)) { "This source's postbacks →" } }
@@ -266,9 +297,55 @@ pub async fn update(app: &App, viewer: &Viewer, id: &str, f: &Form) -> Resp {
             &current,
             &[],
             Some(&e),
+            None,
             StatusCode::BAD_REQUEST,
         ),
     }
+}
+
+fn verdict(f: &Result<TestFire, manage::Error>) -> Markup {
+    html! {
+        @match f {
+            Ok(t) => {
+                div.panel role="status" {
+                    h2 { "Test-fire: " (badge(postbacks::tone(&t.result), &t.result)) }
+                    p {
+                        @if t.result == "matched" { "It works: the postback matched click " code { (t.click_id) } " on link " code { (t.slug) } "." }
+                        @else if let Some(m) = &t.message { (m) }
+                        @else { "The postback was answered " (t.result) "." }
+                    }
+                    p.muted { "Sent: " code { (t.query) } " · HTTP " (t.http_status) " · " a href=(format!("/ui/postbacks/{}", encode(&t.event_id))) { "open it in the log" } }
+                }
+            }
+            Err(e) => { p.flash.bad role="alert" { (e.message) } }
+        }
+    }
+}
+
+/// `POST /ui/sources/{id}/test`: fire, then show the source with the verdict.
+pub async fn test_fire(app: &App, viewer: &Viewer, id: &str, f: &Form) -> Resp {
+    let Ok(id) = id.parse::<u64>() else {
+        return super::problem(
+            StatusCode::NOT_FOUND,
+            "No such source",
+            "This source does not exist.",
+        );
+    };
+    let Ok(current) = sources::get(app, id) else {
+        return super::problem(
+            StatusCode::NOT_FOUND,
+            "No such source",
+            "This source does not exist.",
+        );
+    };
+    let amount = f.opt("amount").unwrap_or_else(|| "1.00".into());
+    let fired = testfire::fire(app, id, f.opt("link").as_deref(), &amount).await;
+    let status = if fired.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    detail_page(app, viewer, &current, &[], None, Some(&fired), status)
 }
 
 pub async fn delete(app: &App, id: &str) -> Resp {
