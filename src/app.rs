@@ -3,6 +3,8 @@
 //! builds it from a [`Config`], and [`upkeep`] is its periodic housekeeping.
 //! The HTTP edge, the domain operations and the CLI all take an `&App`.
 
+pub mod replay;
+
 use std::sync::Arc;
 
 use crate::config::{self, Config, TokenOrigin};
@@ -33,6 +35,8 @@ pub struct App {
     pub requests: crate::util::metrics::RequestMetrics,
     /// The country database (`geoip_db`), when configured.
     pub geo: Option<Geo>,
+    /// Woken when a bulk replay job is created (`replay::run`).
+    pub replay_wake: tokio::sync::Notify,
 }
 
 /// Why the server could not start.
@@ -129,6 +133,7 @@ impl App {
                 admin_token,
                 limits: Limits::default(),
                 geo,
+                replay_wake: tokio::sync::Notify::new(),
             },
             origin,
         ))
@@ -169,6 +174,9 @@ pub async fn upkeep(app: Arc<App>) {
     // triggering a burst of catch-up ticks.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    // The bulk-replay runner lives as long as upkeep: `server::run` aborts
+    // upkeep at shutdown, which drops the guard, which stops the runner.
+    let _jobs = AbortOnDrop(tokio::spawn(replay::run(app.clone())));
     let mut visits = crate::retention::SweepCursor::default();
     loop {
         tick.tick().await;
@@ -198,5 +206,14 @@ pub async fn upkeep(app: Arc<App>) {
                 tracing::warn!(error = %e, "visits prune failed; will retry at the next upkeep")
             }
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

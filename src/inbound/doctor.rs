@@ -583,6 +583,27 @@ fn check_params(query: &str, source: Option<&DoctorSource>, out: &mut Vec<Findin
     }
 }
 
+/// In a refused request's parameters (name, value), the one that
+/// probably carries the click ID but that `mapping` does not read: a
+/// parameter no field takes whose name or value has a click ID's shape.
+/// Source health draws its findings from this.
+pub fn probable_click_id_param<'a>(
+    params: &'a [(String, String)],
+    mapping: &Mapping,
+) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, v)| {
+            field_of(n, mapping).is_none() && !v.trim().is_empty() && probably_click_id(n, v)
+        })
+        .map(|(n, _)| n.as_str())
+}
+
+/// The names the mapping reads the click ID from, for sentences.
+pub fn click_id_names(mapping: &Mapping) -> String {
+    read_names("click_id", mapping)
+}
+
 fn probably_click_id(name: &str, value: &str) -> bool {
     let n = name.to_ascii_lowercase();
     let name_hint = [
