@@ -3,6 +3,7 @@
 //! builds it from a [`Config`], and [`upkeep`] is its periodic housekeeping.
 //! The HTTP edge, the domain operations and the CLI all take an `&App`.
 
+pub mod alerts;
 pub mod replay;
 
 use std::sync::Arc;
@@ -196,6 +197,21 @@ pub async fn upkeep(app: Arc<App>) {
         // batches interleave with a long purge.
         if let Err(e) = crate::retention::upkeep(&app.store, app.config.retention).await {
             tracing::warn!(error = %e, "retention purge failed; will retry at the next upkeep");
+        }
+        // Alerts, from the counters the writer keeps; then forget counter
+        // buckets past their 8 days.
+        let now = crate::util::clock::now_ms();
+        match alerts::tick(&app, now).await {
+            Ok(t) if !t.is_empty() => tracing::info!(transitions = ?t, "alerts changed state"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "alert evaluation failed; will retry"),
+        }
+        if let Err(e) = app
+            .store
+            .write(move |ctx| crate::store::health::prune(ctx, now))
+            .await
+        {
+            tracing::warn!(error = %e, "health counter prune failed; will retry");
         }
         let window_ms = u64::from(app.config.unique_window_hours) * 3_600_000;
         let now = crate::util::clock::now_ms();

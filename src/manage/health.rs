@@ -118,8 +118,7 @@ pub struct WindowHealth {
     pub match_rate: Option<f64>,
 }
 
-/// Results that are not refusals.
-pub const ACCEPTED: &[&str] = &["matched", "unmatched", "duplicate", "updated", "ignored"];
+use crate::store::health::ACCEPTED;
 
 impl WindowHealth {
     pub fn from_counts(window: &'static str, counts: Option<&BTreeMap<String, u64>>) -> Self {

@@ -26,6 +26,9 @@ pub const REPLAY_JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("repla
 /// Alert ID -> [`AlertRecord`].
 pub const ALERTS: TableDefinition<u64, &[u8]> = TableDefinition::new("alerts");
 
+/// Results that are not refusals (every other result is an error code).
+pub const ACCEPTED: &[&str] = &["matched", "unmatched", "duplicate", "updated", "ignored"];
+
 /// Width of a counter bucket.
 pub const BUCKET_MS: u64 = 5 * 60 * 1000;
 /// How long buckets are kept: the 7-day match rate, and a day of margin.
