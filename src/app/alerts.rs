@@ -460,3 +460,274 @@ pub async fn tick(app: &App, now_ms: u64) -> Result<Vec<(u64, Action)>, StoreErr
     let inputs = gather(app, &alerts, now_ms).await?;
     evaluate(app, &alerts, &inputs).await
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each rule under paused tokio time: an hour and a half of minutes,
+    //! breached for a while, healthy, breached again within the minimum
+    //! interval, then flapping every minute. Each alert must send exactly
+    //! one fired and one resolved message.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::store::DELIVERIES;
+    use crate::store::health::NotifyRecord;
+
+    const BASE: u64 = 1_800_000_000_000;
+
+    /// What one simulated minute looks like.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Minute {
+        Healthy,
+        Breached,
+    }
+
+    /// Healthy 0-29, breached 30-59, healthy 60-69, breached 70-74
+    /// (within the minimum interval of the resolve), then flapping every
+    /// minute to 118 (still within it), then healthy to 150. (A breach 60
+    /// minutes after the resolve would rightly fire again.)
+    fn script(m: u64) -> Minute {
+        match m {
+            30..=59 | 70..=74 => Minute::Breached,
+            80..=118 if m % 2 == 0 => Minute::Breached,
+            _ => Minute::Healthy,
+        }
+    }
+
+    fn app() -> (tempfile::TempDir, Arc<App>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::with_data_dir(dir.path());
+        cfg.admin_token = Some("t".repeat(32));
+        let (app, _) = App::open(cfg).unwrap();
+        (dir, Arc::new(app))
+    }
+
+    async fn add_alert(app: &App, rule: &str, threshold: &str, window: u32) -> u64 {
+        let rec = AlertRecord {
+            rule: rule.into(),
+            source_id: Some(1).filter(|_| {
+                !matches!(
+                    rule,
+                    "dead_deliveries" | "outbox_backlog" | "disk_free_below"
+                )
+            }),
+            threshold: threshold.into(),
+            window_minutes: window,
+            min_interval_minutes: 60,
+            min_events: 5,
+            notify: NotifyRecord {
+                kind: "slack".into(),
+                url: Some("https://hooks.slack.com/services/T0/B0/X".into()),
+                ..Default::default()
+            },
+            created_ms: BASE,
+            state: "ok".into(),
+            since_ms: BASE,
+            ..Default::default()
+        };
+        app.store
+            .write(move |ctx| {
+                ctx.alerts()?.insert(1, records::encode(&rec).as_slice())?;
+                Ok(1)
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn count(app: &App, source: u64, result: &'static str, n: u32, ms: u64) {
+        app.store
+            .write(move |ctx| {
+                for _ in 0..n {
+                    health::count(ctx, source, result, ms)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    /// The notifications queued, in order: (event type, text).
+    async fn notices(app: &App) -> Vec<(String, String)> {
+        app.store
+            .read(|rtx| {
+                let t = rtx.open_table(DELIVERIES)?;
+                let mut out = Vec::new();
+                for row in t.iter()? {
+                    let d: records::DeliveryRecord = records::decode(row?.1.value())?;
+                    if d.alert_id.is_some() {
+                        out.push((d.event_type, d.notice.unwrap_or_default()));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Run the script for one rule; `feed` writes a minute's counters,
+    /// `tweak` sets the measured inputs (backlog, disk).
+    async fn scenario(
+        rule: &str,
+        threshold: &str,
+        window: u32,
+        feed: impl AsyncFeed,
+        tweak: impl Fn(Minute, &mut Inputs),
+    ) -> Vec<(String, String)> {
+        let (_dir, app) = app();
+        add_alert(&app, rule, threshold, window).await;
+        let start = tokio::time::Instant::now();
+        let mut transitions = Vec::new();
+        for m in 0..150u64 {
+            tokio::time::advance(Duration::from_secs(60)).await;
+            let now = BASE + start.elapsed().as_millis() as u64;
+            feed.feed(&app, script(m), now).await;
+            let alerts = load(&app).await.unwrap();
+            let mut inputs = gather(&app, &alerts, now).await.unwrap();
+            tweak(script(m), &mut inputs);
+            for (_, a) in evaluate(&app, &alerts, &inputs).await.unwrap() {
+                transitions.push((m, a));
+            }
+        }
+        let n = notices(&app).await;
+        assert_eq!(
+            n.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+            ["alert.fired", "alert.resolved"],
+            "{rule}: {transitions:?}"
+        );
+        // Fired during the first breach, resolved after it, never later.
+        assert!(
+            matches!(transitions[0], (30..=59, Action::Fire)),
+            "{rule}: {transitions:?}"
+        );
+        assert!(
+            matches!(transitions[1], (60..=70, Action::Resolve)),
+            "{rule}: {transitions:?}"
+        );
+        let stored = load(&app).await.unwrap();
+        assert_eq!(stored[0].1.state, "ok");
+        assert_eq!(stored[0].1.history.len(), 2);
+        n
+    }
+
+    trait AsyncFeed {
+        fn feed<'a>(
+            &'a self,
+            app: &'a App,
+            m: Minute,
+            now: u64,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+    }
+
+    /// Writes `healthy` or `breached` counts of source 1 each minute.
+    struct Counts(
+        &'static [(&'static str, u32)],
+        &'static [(&'static str, u32)],
+        u64,
+    );
+
+    impl AsyncFeed for Counts {
+        fn feed<'a>(
+            &'a self,
+            app: &'a App,
+            m: Minute,
+            now: u64,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> {
+            Box::pin(async move {
+                let rows = if m == Minute::Healthy { self.0 } else { self.1 };
+                for (r, n) in rows {
+                    count(app, self.2, r, *n, now).await;
+                }
+            })
+        }
+    }
+
+    fn keep(_: Minute, _: &mut Inputs) {}
+
+    #[tokio::test(start_paused = true)]
+    async fn match_rate_below_fires_once_and_resolves_once() {
+        let feed = Counts(
+            &[("matched", 10)],
+            &[("unmatched", 6), ("missing_click_id", 4)],
+            1,
+        );
+        let n = scenario("match_rate_below", "80", 5, feed, keep).await;
+        assert!(n[0].1.starts_with("Match rate of source"), "{}", n[0].1);
+        assert!(n[0].1.contains("had no known click ID"), "{}", n[0].1);
+        assert!(n[0].1.contains("(usually "), "{}", n[0].1);
+        assert!(n[1].1.starts_with("Resolved: match rate"), "{}", n[1].1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn postback_silence_fires_once_and_resolves_once() {
+        let feed = Counts(&[("matched", 1)], &[], 1);
+        let n = scenario("postback_silence", "", 10, feed, keep).await;
+        assert!(n[0].1.starts_with("No postbacks from source"), "{}", n[0].1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn duplicate_rate_above_fires_once_and_resolves_once() {
+        let feed = Counts(&[("matched", 10)], &[("matched", 5), ("duplicate", 5)], 1);
+        let n = scenario("duplicate_rate_above", "20", 5, feed, keep).await;
+        assert!(n[0].1.starts_with("Duplicate rate of source"), "{}", n[0].1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_above_fires_once_and_resolves_once() {
+        let feed = Counts(&[("matched", 10)], &[("missing_click_id", 10)], 1);
+        let n = scenario("refusals_above", "5", 5, feed, keep).await;
+        assert!(n[0].1.contains("refused postbacks"), "{}", n[0].1);
+        assert!(n[0].1.contains("missing_click_id"), "{}", n[0].1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dead_deliveries_fires_once_and_resolves_once() {
+        let feed = Counts(&[], &[(health::DEAD_DELIVERY, 1)], GLOBAL);
+        let n = scenario("dead_deliveries", "0", 5, feed, keep).await;
+        assert!(n[0].1.contains("deliveries went dead"), "{}", n[0].1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outbox_backlog_fires_once_and_resolves_once() {
+        let n = scenario("outbox_backlog", "100", 0, Counts(&[], &[], 1), |m, i| {
+            i.pending = if m == Minute::Healthy { 10 } else { 500 };
+        })
+        .await;
+        assert!(n[0].1.contains("500 pending deliveries"), "{}", n[0].1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn disk_free_below_fires_once_and_resolves_once() {
+        let n = scenario("disk_free_below", "1000", 0, Counts(&[], &[], 1), |m, i| {
+            i.disk_free_mb = Some(if m == Minute::Healthy { 5000 } else { 100 });
+        })
+        .await;
+        assert!(n[0].1.contains("100 MB free"), "{}", n[0].1);
+    }
+
+    #[test]
+    fn decide_holds_a_second_fire_back_for_the_interval() {
+        let mut a = AlertRecord {
+            min_interval_minutes: 60,
+            state: "ok".into(),
+            ..Default::default()
+        };
+        assert_eq!(decide(&a, true, 1_000), Some(Action::Fire));
+        a.state = "firing".into();
+        a.last_notified_ms = Some(1_000);
+        assert_eq!(decide(&a, true, 2_000), None);
+        assert_eq!(decide(&a, false, 2_000), Some(Action::Resolve));
+        a.state = "ok".into();
+        a.last_notified_ms = Some(2_000);
+        assert_eq!(decide(&a, true, 2_000 + 59 * 60_000), None);
+        assert_eq!(decide(&a, true, 2_000 + 60 * 60_000), Some(Action::Fire));
+        assert_eq!(decide(&a, false, 2_000), None);
+    }
+
+    #[test]
+    fn the_real_disk_has_a_free_figure() {
+        assert!(disk_free_mb(std::path::Path::new(".")).is_some());
+    }
+}
