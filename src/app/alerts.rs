@@ -492,7 +492,7 @@ mod tests {
     fn script(m: u64) -> Minute {
         match m {
             30..=59 | 70..=74 => Minute::Breached,
-            80..=118 if m % 2 == 0 => Minute::Breached,
+            80..=118 if m.is_multiple_of(2) => Minute::Breached,
             _ => Minute::Healthy,
         }
     }

@@ -829,6 +829,9 @@ mod tests {
         format!("{PUBLIC}/p/{}?{query}", key_of(preset))
     }
 
+    /// The findings a URL must give: (code, parameter), in order.
+    type Expected = Vec<(&'static str, Option<&'static str>)>;
+
     fn codes(fs: &[Finding]) -> Vec<(&'static str, Option<&str>)> {
         fs.iter().map(|f| (f.code, f.param.as_deref())).collect()
     }
@@ -848,7 +851,7 @@ mod tests {
         let ev = |q: &str| url("everflow", q);
         let ev_ok = "click_id={sub1}&amount={payout_amount}&transaction_id={conversion_id}";
         let key = key_of("everflow");
-        let cases: Vec<(String, Vec<(&str, Option<&str>)>)> = vec![
+        let cases: Vec<(String, Expected)> = vec![
             // Another network's macro syntax than the source's preset.
             (
                 url(

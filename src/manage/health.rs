@@ -379,6 +379,6 @@ fn infer(
             count,
         });
     }
-    findings.sort_by(|a, b| b.count.cmp(&a.count));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.count));
     (top, findings)
 }
