@@ -27,6 +27,10 @@ async fn call(
         .unwrap()
 }
 
+fn f_count(h: &Value) -> u64 {
+    h["findings"][0]["count"].as_u64().unwrap()
+}
+
 fn no_limits(c: &mut postbackd::config::Config) {
     c.rate.postback_ip = None;
     c.rate.source_default = None;
@@ -223,13 +227,14 @@ async fn a_thousand_missing_click_ids_fixed_by_one_replay_and_never_twice() {
     assert_eq!(h["sampled"], 500);
     assert_eq!(h["top_refused_shapes"][0]["params"], "payout&subid&txid");
     assert_eq!(h["top_refused_shapes"][0]["count"], 500);
+    assert_eq!(f_count(&h), 1000);
     let f = &h["findings"][0];
     assert_eq!(f["code"], "click_id_in_other_param", "{h}");
     assert_eq!(f["param"], "subid");
     assert_eq!(
         f["message"],
-        "500 refused requests in the last 24 hours had `subid` but the mapping reads the click \
-         ID from `sub1` or `click_id`"
+        "1000 refused requests in the last 24 hours had `subid` but the mapping reads the \
+         click ID from `sub1` or `click_id`"
     );
 
     // Bad replay requests: clear 400s.
@@ -759,5 +764,164 @@ async fn bad_alerts_are_refused_with_the_fix() {
     assert_eq!(r.status, 201, "{}", text(&r));
     assert_eq!(r.json()["notify"]["secret"], "whsec_MfKQ…");
     assert_eq!(r.json()["window_minutes"], Value::Null);
+    s.stop().await;
+}
+
+fn cli(base: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postbackd"))
+        .args(args)
+        .args(["--server", base])
+        .env("POSTBACKD_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn doctor_and_replay_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = spawn_server(dir.path());
+    let base = srv.base.clone();
+    let c = HttpClient::new();
+    let src = call(
+        &c,
+        &base,
+        Method::POST,
+        "/api/v1/sources",
+        Some(json!({"name": "net", "preset": "cake"})),
+    )
+    .await
+    .json();
+    let url = src["postback_url"].as_str().unwrap().to_string();
+    let (ok, out) = cli(&base, &["doctor", &url]);
+    assert!(ok && out.contains("no problems found"), "{out}");
+    let bad = url.replace("#s2#", "{sub1}");
+    let (ok, out) = cli(&base, &["doctor", &bad]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "foreign_macro_syntax [click_id]: `{sub1}` is written in another network's macro syntax"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("fix: write click_id=#s2#"), "{out}");
+    assert!(out.contains("1 problem(s) found"), "{out}");
+
+    // Three refused postbacks (the click ID under `subid`), a fix, a replay.
+    let link = call(
+        &c,
+        &base,
+        Method::POST,
+        "/api/v1/links",
+        Some(json!({"destination": "https://offer.example/?s={click_id}", "source": 1})),
+    )
+    .await
+    .json();
+    let ids = clicks(&c, &base, link["slug"].as_str().unwrap(), 3).await;
+    let key = src["key"].as_str().unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let r = c
+            .send(
+                Method::GET,
+                &format!("{base}/p/{key}?subid={id}&price=4&leadid=L{i}"),
+                &[],
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 400);
+    }
+    call(
+        &c,
+        &base,
+        Method::PATCH,
+        "/api/v1/sources/1",
+        Some(json!({"params": {"click_id": "subid"}})),
+    )
+    .await;
+    let (ok, out) = cli(
+        &base,
+        &[
+            "replay",
+            "--source",
+            "1",
+            "--result",
+            "missing_click_id",
+            "--since",
+            "0",
+        ],
+    );
+    assert!(ok, "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(": done (") && last.contains("replayed 3, created 3, matched 3"),
+        "{out}"
+    );
+    let (ok, out) = cli(&base, &["replay", "--source", "9"]);
+    assert!(!ok && out.contains("unknown_source"), "{out}");
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn source_health_names_literal_macros_from_refused_requests() {
+    let s = TestServer::start_with(no_limits).await;
+    let src = s
+        .source(json!({"name": "Everflow", "preset": "everflow"}))
+        .await;
+    for i in 0..4 {
+        let r = s
+            .postback(
+                &src,
+                &format!("click_id={{sub1}}&payout=1&conversion_id=C{i}"),
+            )
+            .await;
+        assert_eq!(r.json()["error"], "unsubstituted_macro", "{}", text(&r));
+    }
+    let r = s.postback(&src, "sub1=abc&payout=-3").await;
+    assert_eq!(r.json()["error"], "invalid_amount");
+    let h = s
+        .admin(
+            Method::GET,
+            &format!("/api/v1/sources/{}/health", src["id"]),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        h["refusals_24h"],
+        json!({"invalid_amount": 1, "unsubstituted_macro": 4})
+    );
+    assert_eq!(h["windows"][1]["refused"], 5);
+    let f = &h["findings"];
+    assert_eq!(f[0]["code"], "literal_macro", "{h}");
+    assert_eq!(f[0]["param"], "click_id");
+    assert_eq!(f[0]["count"], 4);
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("carried the literal macro `{sub1}` in `click_id`"),
+        "{h}"
+    );
+    assert_eq!(f[1]["code"], "invalid_amount", "{h}");
+    assert!(
+        f[1]["message"].as_str().unwrap().contains("negative"),
+        "{h}"
+    );
+    let r = s
+        .admin(Method::GET, "/api/v1/sources/77/health", None)
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (404, json!("unknown_source"))
+    );
     s.stop().await;
 }

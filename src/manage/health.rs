@@ -230,13 +230,17 @@ pub async fn source_health(app: &App, source_id: u64) -> Result<SourceHealth, Er
         })
         .await?;
     let (windows, counts24) = windows;
-    let refusals_24h = counts24
+    let refusals_24h: BTreeMap<String, u64> = counts24
         .unwrap_or_default()
         .into_iter()
         .filter(|(r, _)| !ACCEPTED.contains(&r.as_str()))
         .collect();
-    let (top_refused_shapes, findings) =
-        infer(&sample, &source.mapping, source.rec.preset.as_deref());
+    let (top_refused_shapes, findings) = infer(
+        &sample,
+        &refusals_24h,
+        &source.mapping,
+        source.rec.preset.as_deref(),
+    );
     Ok(SourceHealth {
         source: source_id,
         name: source.rec.name.clone(),
@@ -263,6 +267,7 @@ fn params_of(ev: &EventRecord) -> Vec<(String, String)> {
 /// Shapes and findings of sampled refused events (newest first).
 fn infer(
     sample: &[(String, EventRecord)],
+    refusals_24h: &BTreeMap<String, u64>,
     mapping: &crate::inbound::postback::Mapping,
     preset: Option<&str>,
 ) -> (Vec<RefusedShape>, Vec<InferredFinding>) {
@@ -320,16 +325,38 @@ fn infer(
 
     let reads = doctor::click_id_names(mapping);
     let mut findings = Vec::new();
-    for (param, count) in guessed {
+    let sampled_missing = sample
+        .iter()
+        .filter(|(_, e)| e.result == "missing_click_id")
+        .count() as u64;
+    for (param, k) in guessed {
+        // Every sampled one had it: the counter says how many there were
+        // in all. Otherwise say what was read.
+        let total = refusals_24h.get("missing_click_id").copied().unwrap_or(k);
+        let (count, message) = if k == sampled_missing {
+            (
+                total.max(k),
+                format!(
+                    "{} refused request{} in the last 24 hours had `{param}` but the mapping \
+                     reads the click ID from {reads}",
+                    total.max(k),
+                    if total.max(k) == 1 { "" } else { "s" }
+                ),
+            )
+        } else {
+            (
+                k,
+                format!(
+                    "{k} of the {sampled_missing} most recent missing_click_id requests had \
+                     `{param}` but the mapping reads the click ID from {reads}"
+                ),
+            )
+        };
         findings.push(InferredFinding {
             code: "click_id_in_other_param".into(),
             param: Some(param.clone()),
             count,
-            message: format!(
-                "{count} refused request{} in the last 24 hours had `{param}` but the mapping \
-                 reads the click ID from {reads}",
-                if count == 1 { "" } else { "s" }
-            ),
+            message,
             fix: format!(
                 "set the source's params mapping {{\"click_id\": \"{param}\"}} (PATCH \
                  /api/v1/sources/ID), then replay the refused requests: POST \
