@@ -925,3 +925,79 @@ async fn source_health_names_literal_macros_from_refused_requests() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_failing_notify_target_is_retried_and_a_refusing_one_shown_dead() {
+    let flaky = Mock::start(Arc::new(|_, n| {
+        if n == 0 {
+            (
+                503,
+                vec![("retry-after", "0".to_string())],
+                "try later".to_string(),
+            )
+        } else {
+            (200, vec![], "ok".to_string())
+        }
+    }))
+    .await;
+    let gone = Mock::start(Arc::new(|_, _| (404, vec![], "no_service".to_string()))).await;
+    let s = TestServer::start_with(|c| {
+        no_limits(c);
+        c.allow_private_destinations = true;
+        c.upkeep_interval = Duration::from_millis(200);
+        c.forward.backoff_base = Duration::from_millis(100);
+        c.forward.backoff_cap = Duration::from_millis(200);
+    })
+    .await;
+    let src = s.source(json!({"name": "net"})).await;
+    for m in [&flaky, &gone] {
+        let r = s
+            .admin(
+                Method::POST,
+                "/api/v1/alerts",
+                Some(
+                    json!({"rule": "refusals_above", "threshold": 0, "source": src["id"],
+                    "notify": {"type": "slack", "url": format!("{}/services/T/B/C", m.base)}}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", text(&r));
+    }
+    assert_eq!(s.postback(&src, "payout=1").await.status, 400);
+    let got = wait_requests(&flaky, 2).await;
+    assert_eq!(got[0].body, got[1].body, "the same message, retried");
+    wait_requests(&gone, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (delivered, dead) = loop {
+        let d = s
+            .admin(Method::GET, "/api/v1/deliveries?state=delivered", None)
+            .await
+            .json();
+        let x = s
+            .admin(Method::GET, "/api/v1/deliveries?state=dead", None)
+            .await
+            .json();
+        if !d["items"].as_array().unwrap().is_empty() && !x["items"].as_array().unwrap().is_empty()
+        {
+            break (d, x);
+        }
+        assert!(Instant::now() < deadline, "{d} {x}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(delivered["items"][0]["attempts"], 2, "{delivered}");
+    assert_eq!(delivered["items"][0]["alert"], 1);
+    assert!(
+        delivered["items"][0]["notice"]
+            .as_str()
+            .unwrap()
+            .contains("refused postbacks")
+    );
+    assert_eq!(dead["items"][0]["alert"], 2, "{dead}");
+    assert_eq!(dead["items"][0]["last_status"], 404);
+    // A dead notification is not a dead delivery the alerts count.
+    let m = text(&s.get("/metrics").await);
+    assert!(m.contains("postbackd_dead_deliveries_total 0"), "{m}");
+    // The server is still up and judging.
+    assert_eq!(s.get("/healthz").await.status, 200);
+    s.stop().await;
+}

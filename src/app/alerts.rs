@@ -144,10 +144,14 @@ fn threshold(a: &AlertRecord) -> f64 {
 /// postbacks in the window, a source that never sent one, no disk figure):
 /// its state then stays as it is.
 pub fn judge(a: &AlertRecord, i: &Inputs) -> Option<Judgement> {
+    // A deleted source sends nothing any more: not a silence to report.
+    if a.source_id.is_some_and(|s| !i.names.contains_key(&s)) {
+        return None;
+    }
     let place = match a.source_id {
         Some(s) => format!(
             "source {} (id {s})",
-            i.names.get(&s).map_or("(deleted)", String::as_str)
+            i.names.get(&s).map_or("", String::as_str)
         ),
         None => "all sources".to_string(),
     };
@@ -586,6 +590,7 @@ mod tests {
             feed.feed(&app, script(m), now).await;
             let alerts = load(&app).await.unwrap();
             let mut inputs = gather(&app, &alerts, now).await.unwrap();
+            inputs.names.insert(1, "Everflow".into());
             tweak(script(m), &mut inputs);
             for (_, a) in evaluate(&app, &alerts, &inputs).await.unwrap() {
                 transitions.push((m, a));
@@ -724,6 +729,31 @@ mod tests {
         assert_eq!(decide(&a, true, 2_000 + 59 * 60_000), None);
         assert_eq!(decide(&a, true, 2_000 + 60 * 60_000), Some(Action::Fire));
         assert_eq!(decide(&a, false, 2_000), None);
+    }
+
+    #[test]
+    fn an_alert_on_a_deleted_source_is_not_judged() {
+        let a = AlertRecord {
+            rule: "postback_silence".into(),
+            source_id: Some(4),
+            window_minutes: 10,
+            ..Default::default()
+        };
+        let mut i = Inputs {
+            now_ms: BASE,
+            ..Default::default()
+        };
+        i.last_postbacks.insert(4, BASE - 3_600_000);
+        assert_eq!(judge(&a, &i), None);
+        i.names.insert(4, "CAKE".into());
+        let j = judge(&a, &i).unwrap();
+        assert!(j.breached);
+        assert!(
+            j.fired
+                .starts_with("No postbacks from source CAKE (id 4) for 60 minutes"),
+            "{}",
+            j.fired
+        );
     }
 
     #[test]
