@@ -1001,3 +1001,15 @@ async fn a_failing_notify_target_is_retried_and_a_refusing_one_shown_dead() {
     assert_eq!(s.get("/healthz").await.status, 200);
     s.stop().await;
 }
+
+#[test]
+fn the_readme_lists_every_doctor_code() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for code in postbackd::inbound::doctor::CODES {
+        assert!(
+            readme.contains(&format!("| `{code}` |")),
+            "README has no row for {code}"
+        );
+    }
+}
