@@ -141,26 +141,19 @@ async fn postback_health(app: &App, now: u64) -> String {
     let mut out = String::new();
     out.push_str("# HELP postbackd_source_postbacks_total Postback requests by source and result (matched, unmatched, duplicate, updated, ignored).\n# TYPE postbackd_source_postbacks_total counter\n");
     let mut refusals = String::new();
-    for (source, counts) in totals.iter().filter(|(s, _)| **s != GLOBAL) {
+    // Sources that exist (a deleted source's totals stay in the database
+    // but leave the page, as its other series do).
+    for (source, counts) in totals.iter().filter(|(s, _)| cat.sources.contains_key(s)) {
         for (result, n) in counts {
-            let line = if ACCEPTED.contains(&result.as_str()) {
-                &mut out
+            if ACCEPTED.contains(&result.as_str()) {
+                out.push_str(&format!(
+                    "postbackd_source_postbacks_total{{source=\"{source}\",result=\"{result}\"}} {n}\n"
+                ));
             } else {
-                &mut refusals
-            };
-            let label = if ACCEPTED.contains(&result.as_str()) {
-                "result"
-            } else {
-                "reason"
-            };
-            let name = if ACCEPTED.contains(&result.as_str()) {
-                "postbackd_source_postbacks_total"
-            } else {
-                "postbackd_source_refusals_total"
-            };
-            line.push_str(&format!(
-                "{name}{{source=\"{source}\",{label}=\"{result}\"}} {n}\n"
-            ));
+                refusals.push_str(&format!(
+                    "postbackd_source_refusals_total{{source=\"{source}\",reason=\"{result}\"}} {n}\n"
+                ));
+            }
         }
     }
     out.push_str("# HELP postbackd_source_refusals_total Refused postback requests by source and reason (the error code).\n# TYPE postbackd_source_refusals_total counter\n");
