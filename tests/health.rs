@@ -576,7 +576,12 @@ async fn alerts_reach_slack_and_telegram_once_and_resolve() {
         msg.contains("4 of 4 postbacks had no known click ID (3 unmatched, 1 missing_click_id)"),
         "{msg}"
     );
-    assert!(msg.contains("Open Postbacks filtered on no_match"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "Open Postbacks filtered on no_match (GET /api/v1/events?source={id}&result=unmatched)"
+        )),
+        "{msg}"
+    );
 
     let tg = wait_requests(&telegram, 1).await;
     assert_eq!(tg[0].path(), format!("/bot{BOT_TOKEN}/sendMessage"));

@@ -198,13 +198,17 @@ pub fn judge(a: &AlertRecord, i: &Inputs) -> Option<Judgement> {
                 .max_by_key(|(_, n)| **n)
                 .map_or("unmatched", |(r, _)| r.as_str());
             let filter = if top == "unmatched" { "no_match" } else { top };
+            let events_filter = a
+                .source_id
+                .map_or(String::new(), |s| format!("source={s}&"));
             Some(Judgement {
                 breached: rate < t,
                 value: format!("{rate}"),
                 fired: format!(
                     "Match rate of {place} fell to {rate}% over {win}{usual}: {} of {judged} \
                      postbacks had no known click ID ({misses}). Open Postbacks filtered on \
-                     {filter} (GET /api/v1/events?result={top}), and {health_link} for the fix.",
+                     {filter} (GET /api/v1/events?{events_filter}result={top}), and \
+                     {health_link} for the fix.",
                     judged - matched
                 ),
                 resolved: format!(
