@@ -3,6 +3,9 @@
 //! builds it from a [`Config`], and [`upkeep`] is its periodic housekeeping.
 //! The HTTP edge, the domain operations and the CLI all take an `&App`.
 
+pub mod alerts;
+pub mod replay;
+
 use std::sync::Arc;
 
 use crate::config::{self, Config, TokenOrigin};
@@ -33,6 +36,8 @@ pub struct App {
     pub requests: crate::util::metrics::RequestMetrics,
     /// The country database (`geoip_db`), when configured.
     pub geo: Option<Geo>,
+    /// Woken when a bulk replay job is created (`replay::run`).
+    pub replay_wake: tokio::sync::Notify,
 }
 
 /// Why the server could not start.
@@ -129,6 +134,7 @@ impl App {
                 admin_token,
                 limits: Limits::default(),
                 geo,
+                replay_wake: tokio::sync::Notify::new(),
             },
             origin,
         ))
@@ -170,6 +176,9 @@ pub async fn upkeep(app: Arc<App>) {
     // triggering a burst of catch-up ticks.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    // The bulk-replay runner lives as long as upkeep: `server::run` aborts
+    // upkeep at shutdown, which drops the guard, which stops the runner.
+    let _jobs = AbortOnDrop(tokio::spawn(replay::run(app.clone())));
     let mut visits = crate::retention::SweepCursor::default();
     loop {
         tick.tick().await;
@@ -208,6 +217,20 @@ pub async fn upkeep(app: Arc<App>) {
                 tracing::warn!(error = %e, "session purge failed; will retry at the next upkeep")
             }
         }
+        // Alerts, from the counters the writer keeps; then forget counter
+        // buckets past their 8 days.
+        match alerts::tick(&app, now).await {
+            Ok(t) if !t.is_empty() => tracing::info!(transitions = ?t, "alerts changed state"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "alert evaluation failed; will retry"),
+        }
+        if let Err(e) = app
+            .store
+            .write(move |ctx| crate::store::health::prune(ctx, now))
+            .await
+        {
+            tracing::warn!(error = %e, "health counter prune failed; will retry");
+        }
         let window_ms = u64::from(app.config.unique_window_hours) * 3_600_000;
         let now = crate::util::clock::now_ms();
         match crate::retention::prune_visits(&app.store, window_ms, now, &mut visits).await {
@@ -217,5 +240,14 @@ pub async fn upkeep(app: Arc<App>) {
                 tracing::warn!(error = %e, "visits prune failed; will retry at the next upkeep")
             }
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -5,6 +5,8 @@
 //! guards can never race: two identical postbacks arriving together are one
 //! `matched` and one `duplicate`, never two conversions.
 
+pub mod bulk;
+
 use redb::ReadableTable;
 use serde_json::{Value, json};
 
@@ -13,7 +15,7 @@ use crate::inbound::ipn::{self, Notification, TxType};
 use crate::inbound::postback::{self, Fields, Kind, Rejection, Status};
 use crate::inbound::query::Limits;
 use crate::store::records::{self, ConversionRecord, EventRecord};
-use crate::store::{StoreError, WriteCtx, rollup};
+use crate::store::{StoreError, WriteCtx, health, rollup};
 use crate::util::ids;
 use crate::util::signing::Verified;
 
@@ -425,6 +427,11 @@ fn write_event(
     };
     ctx.events()?
         .insert(event_id, records::encode(&ev).as_slice())?;
+    // The health counters (match rate, refusals, alerts) count what the
+    // network sent; a replay is the operator's, not the network's.
+    if ev.replay_of.is_none() {
+        health::count(ctx, ev.source_id, &ev.result, now_ms)?;
+    }
     Ok(())
 }
 

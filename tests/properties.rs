@@ -772,3 +772,99 @@ fn signing_stale_message_handles_extreme_timestamps() {
         );
     }
 }
+
+/// Pieces of pasted postback URLs: schemes, hosts, paths, keys, macros in
+/// every syntax, encodings, entities, separators.
+fn doctor_url() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        Just("https://"),
+        Just("http://"),
+        Just("t.example.com"),
+        Just("[::1]:8080"),
+        Just("/p/"),
+        Just("/c/"),
+        Just("keverflow"),
+        Just("kcake"),
+        Just("?"),
+        Just("&"),
+        Just("&amp;"),
+        Just("="),
+        Just("click_id"),
+        Just("subid"),
+        Just("amount"),
+        Just("transaction_id"),
+        Just("{sub1}"),
+        Just("#s2#"),
+        Just("[sid]"),
+        Just("${x}"),
+        Just("{{x}}"),
+        Just("{"),
+        Just("#"),
+        Just("%25"),
+        Just("%7B"),
+        Just("%3D"),
+        Just("%ff"),
+        Just("REPLACE"),
+        Just("0mzx7c1k2p9qwe45rtyu8i"),
+        Just("é"),
+        Just(" "),
+    ];
+    proptest::collection::vec(atom, 0..24).prop_map(|v| v.concat())
+}
+
+fn doctor_context(https: bool, expected: Option<u64>) -> postbackd::inbound::doctor::DoctorContext {
+    use postbackd::inbound::doctor::{DoctorContext, DoctorSource};
+    use postbackd::inbound::presets;
+    DoctorContext {
+        public_url: if https {
+            "https://t.example.com"
+        } else {
+            "http://t.example.com"
+        }
+        .into(),
+        expected_source: expected,
+        sources: presets::all()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut mapping = Mapping::default();
+                for (f, n) in p.params {
+                    mapping.params.insert((*f).into(), (*n).into());
+                }
+                DoctorSource {
+                    id: i as u64 + 1,
+                    name: p.name.into(),
+                    key: format!("k{}", p.id),
+                    preset: Some(p),
+                    syntax: Some(p.syntax),
+                    own_params: Vec::new(),
+                    mapping,
+                }
+            })
+            .collect(),
+    }
+}
+
+proptest! {
+    /// The doctor's fuzz invariants (`fuzz/fuzz_targets/doctor.rs`).
+    #[test]
+    fn doctor_findings_are_documented_bounded_and_deterministic(
+        url in prop_oneof![doctor_url(), any::<String>()],
+        https in any::<bool>(),
+        expected in proptest::option::of(0u64..12),
+    ) {
+        use postbackd::inbound::doctor::{self, CODES};
+        let ctx = doctor_context(https, expected);
+        let a = doctor::diagnose(&url, &ctx);
+        prop_assert_eq!(&a, &doctor::diagnose(&url, &ctx));
+        prop_assert!(a.len() <= 300);
+        for f in &a {
+            prop_assert!(CODES.contains(&f.code), "{}", f.code);
+            prop_assert!(!f.message.is_empty() && f.message.len() < 1200);
+            prop_assert!(!f.fix.is_empty() && f.fix.len() < 1200);
+        }
+        if a.iter().any(|f| f.code == "not_a_url") {
+            prop_assert_eq!(a.len(), 1);
+        }
+    }
+}

@@ -18,6 +18,8 @@ mod durability;
 mod forward;
 /// Forwarding backoff and expiry under paused time (scripted transport).
 mod forward_timing;
+/// Postback health: doctor, source health, bulk replay (kill -9 mid-job), alerts to Slack/Telegram mocks.
+mod health;
 /// `POST /ipn/{key}` per network (ClickBank, JVZoo, WarriorPlus, Digistore24): sale, retry, rebill, refund, chargeback, tests, 401s, replay.
 mod ipn;
 /// The layering of src/: imports point down, no cycles between top-level modules.

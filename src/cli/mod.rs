@@ -1,6 +1,7 @@
 //! Command-line interface. `serve` runs the server; the other commands talk
 //! to a running server's admin API (redb allows one process per file).
 
+mod health;
 mod reports;
 mod testfire;
 mod users;
@@ -99,6 +100,10 @@ pub enum Command {
     /// Manage traffic costs.
     #[command(subcommand)]
     Cost(CostCmd),
+    /// Check a postback URL as pasted into a network: every problem with its fix.
+    Doctor(health::DoctorArgs),
+    /// Replay stored postbacks of a source with its current mapping (after a fix).
+    Replay(health::ReplayArgs),
     TestPostback {
         /// Source ID, key or name.
         source: String,
@@ -570,6 +575,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             amount,
             remote,
         } => testfire::test_ipn(&remote, &source, link.as_deref(), &amount).await,
+        Command::Doctor(a) => health::doctor(&a).await,
+        Command::Replay(a) => health::replay(&a).await,
     }
 }
 

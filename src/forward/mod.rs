@@ -10,6 +10,7 @@
 
 pub mod http;
 pub mod meta;
+pub mod notify;
 pub mod outbox;
 pub mod platforms;
 pub mod worker;

@@ -10,7 +10,7 @@
 use redb::ReadableTable;
 
 use crate::store::records::{self, AttemptLog, ConversionRecord, DELIVERY_LOG_LEN, DeliveryRecord};
-use crate::store::{StoreError, WriteCtx};
+use crate::store::{StoreError, WriteCtx, health};
 use crate::util::ids;
 
 /// Destination types that get one delivery per conversion (they dedupe on
@@ -78,10 +78,46 @@ pub fn enqueue(
             log: Vec::new(),
             retry_requested: false,
             superseded_ms: None,
+            alert_id: None,
+            notice: None,
         };
         put_pending(ctx, &id, &d)?;
     }
     Ok(())
+}
+
+/// Queue an alert's notification (`alert.fired` or `alert.resolved`) in
+/// the transaction that changes the alert's state; returns the delivery
+/// ID. It is retried and shown like any delivery (destination 0).
+pub fn enqueue_notice(
+    ctx: &mut WriteCtx<'_>,
+    alert_id: u64,
+    event_type: &str,
+    text: &str,
+    now_ms: u64,
+) -> Result<String, StoreError> {
+    let id = ids::new_id(now_ms);
+    let d = DeliveryRecord {
+        destination_id: 0,
+        conversion_id: String::new(),
+        status: String::new(),
+        event_type: event_type.to_string(),
+        state: PENDING.into(),
+        attempts: 0,
+        created_ms: now_ms,
+        next_ms: now_ms,
+        last_attempt_ms: None,
+        last_status: None,
+        last_error: None,
+        delivered_ms: None,
+        log: Vec::new(),
+        retry_requested: false,
+        superseded_ms: None,
+        alert_id: Some(alert_id),
+        notice: Some(text.to_string()),
+    };
+    put_pending(ctx, &id, &d)?;
+    Ok(id)
 }
 
 fn put_pending(ctx: &mut WriteCtx<'_>, id: &str, d: &DeliveryRecord) -> Result<(), StoreError> {
@@ -206,6 +242,12 @@ pub fn record_attempt(
             d.last_status = status;
             d.last_error = Some(reason);
             ctx.pending()?.remove(delivery_id)?;
+            // Counted for the dead_deliveries alert; an alert's own
+            // notification is not, or a dead notify target would alert
+            // about itself.
+            if d.alert_id.is_none() {
+                health::count(ctx, health::GLOBAL, health::DEAD_DELIVERY, now_ms)?;
+            }
         }
     }
     ctx.deliveries()?
@@ -377,6 +419,8 @@ mod tests {
             log: Vec::new(),
             retry_requested: false,
             superseded_ms: None,
+            alert_id: None,
+            notice: None,
         };
         store
             .write(move |ctx| put_pending(ctx, ID, &d))

@@ -17,8 +17,10 @@ use redb::ReadableTable;
 use tokio::sync::{Notify, Semaphore};
 
 use super::http::{Outbound, Response, SendError};
+use super::notify;
 use super::outbox::{self, AttemptResult, parse_outbox_key};
 use super::platforms::{self, Event, Kind, OutRequest, Verdict};
+use crate::store::health::{ALERTS, AlertRecord};
 use crate::store::records::{self, ClickRecord, ConversionRecord, DeliveryRecord};
 use crate::store::{CLICKS, CONVERSIONS, DELIVERIES, OUTBOX, Store, StoreError};
 
@@ -112,6 +114,8 @@ struct Loaded {
     delivery: DeliveryRecord,
     conversion: Option<ConversionRecord>,
     click: Option<ClickRecord>,
+    /// An alert notification's alert (`delivery.alert_id`).
+    alert: Option<AlertRecord>,
 }
 
 impl Forwarder {
@@ -229,10 +233,18 @@ impl Forwarder {
                     }
                     _ => None,
                 };
+                let alert = match delivery.alert_id {
+                    Some(a) => match rtx.open_table(ALERTS)?.get(a)? {
+                        Some(v) => Some(records::decode::<AlertRecord>(v.value())?),
+                        None => None,
+                    },
+                    None => None,
+                };
                 Ok(Some(Loaded {
                     delivery,
                     conversion,
                     click,
+                    alert,
                 }))
             })
             .await;
@@ -279,6 +291,9 @@ impl Forwarder {
     }
 
     async fn try_deliver(&self, l: &Loaded, id: &str, now: u64) -> AttemptResult {
+        if let Some(alert_id) = l.delivery.alert_id {
+            return self.try_notify(l, id, now, alert_id).await;
+        }
         let catalog = self.store.catalog();
         let Some(dest) = catalog
             .destinations
@@ -362,6 +377,59 @@ impl Forwarder {
                     &resp.body,
                     now,
                     &secret_refs,
+                );
+                return self.finish(l, now, deadline, v, Some(resp.status));
+            }
+        };
+        self.finish(l, now, deadline, verdict, None)
+    }
+
+    /// One attempt of an alert's notification (`forward::notify`).
+    async fn try_notify(&self, l: &Loaded, id: &str, now: u64, alert_id: u64) -> AttemptResult {
+        let Some(alert) = &l.alert else {
+            return dead(None, "the alert was deleted");
+        };
+        let deadline = l.delivery.created_ms.saturating_add(notify::MAX_AGE_MS);
+        if now > deadline {
+            return dead(None, "expired: the notification is older than a day");
+        }
+        let secrets = notify::secrets(&alert.notify);
+        let scrub = |why: String| {
+            secrets
+                .iter()
+                .filter(|s| !s.is_empty())
+                .fold(why, |w, s| w.replace(s.as_str(), "[redacted]"))
+        };
+        let notice = notify::Notice {
+            delivery_id: id,
+            alert_id,
+            event_type: &l.delivery.event_type,
+            text: l.delivery.notice.as_deref().unwrap_or_default(),
+            at_ms: l.delivery.created_ms,
+            now_ms: now,
+        };
+        let req = match notify::build(&alert.notify, &notice) {
+            Ok(r) => r,
+            Err(platforms::BuildError::Permanent(why)) => return dead(None, &scrub(why)),
+        };
+        let verdict = match self.transport.send(&req).await {
+            Err(SendError::Refused(why)) => Verdict::Dead { reason: scrub(why) },
+            Err(SendError::Transient(why)) => Verdict::Retry {
+                after: None,
+                reason: scrub(why),
+            },
+            Ok(resp) => {
+                let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+                // Slack, Telegram and a webhook answer with the shared
+                // status rules: 2xx taken, 429/5xx retried (Retry-After
+                // honoured), other 4xx dead.
+                let v = platforms::classify(
+                    Kind::Webhook,
+                    resp.status,
+                    &resp.headers,
+                    &resp.body,
+                    now,
+                    &refs,
                 );
                 return self.finish(l, now, deadline, v, Some(resp.status));
             }

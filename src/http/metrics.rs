@@ -117,6 +117,70 @@ pub async fn render(app: &App) -> String {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
     out.push_str(&forwarding(app, depth, oldest));
+    out.push_str(&postback_health(app, now).await);
+    out
+}
+
+/// Per-source postback results (the counters the alerts use), all-time,
+/// and the match rate of the last hour. Source IDs only: names are the
+/// admin's free text.
+async fn postback_health(app: &App, now: u64) -> String {
+    use crate::store::health::{self, ACCEPTED, GLOBAL};
+    let read = app
+        .store
+        .read(move |rtx| {
+            Ok((
+                health::totals(rtx)?,
+                health::window(rtx, now.saturating_sub(3_600_000), now)?,
+            ))
+        })
+        .await;
+    let Ok((totals, hour)) = read else {
+        return String::new();
+    };
+    let cat = app.store.catalog();
+    let mut out = String::new();
+    out.push_str("# HELP postbackd_source_postbacks_total Postback requests by source and result (matched, unmatched, duplicate, updated, ignored).\n# TYPE postbackd_source_postbacks_total counter\n");
+    let mut refusals = String::new();
+    // Sources that exist (a deleted source's totals stay in the database
+    // but leave the page, as its other series do).
+    for (source, counts) in totals.iter().filter(|(s, _)| cat.sources.contains_key(s)) {
+        for (result, n) in counts {
+            if ACCEPTED.contains(&result.as_str()) {
+                out.push_str(&format!(
+                    "postbackd_source_postbacks_total{{source=\"{source}\",result=\"{result}\"}} {n}\n"
+                ));
+            } else {
+                refusals.push_str(&format!(
+                    "postbackd_source_refusals_total{{source=\"{source}\",reason=\"{result}\"}} {n}\n"
+                ));
+            }
+        }
+    }
+    out.push_str("# HELP postbackd_source_refusals_total Refused postback requests by source and reason (the error code).\n# TYPE postbackd_source_refusals_total counter\n");
+    out.push_str(&refusals);
+    out.push_str("# HELP postbackd_source_match_rate_1h Matched / (matched + unmatched + refused) postbacks of the last hour, 0 to 1; absent without such postbacks.\n# TYPE postbackd_source_match_rate_1h gauge\n");
+    for id in cat.sources.keys() {
+        let Some(c) = hour.get(id) else { continue };
+        let judged: u64 = c
+            .iter()
+            .filter(|(r, _)| !matches!(r.as_str(), "duplicate" | "updated" | "ignored"))
+            .map(|(_, n)| n)
+            .sum();
+        if judged > 0 {
+            let m = c.get("matched").copied().unwrap_or(0);
+            out.push_str(&format!(
+                "postbackd_source_match_rate_1h{{source=\"{id}\"}} {}\n",
+                m as f64 / judged as f64
+            ));
+        }
+    }
+    let dead = totals
+        .get(&GLOBAL)
+        .and_then(|c| c.get(health::DEAD_DELIVERY))
+        .copied()
+        .unwrap_or(0);
+    out.push_str(&format!("# HELP postbackd_dead_deliveries_total Deliveries that went dead (alert notifications excluded).\n# TYPE postbackd_dead_deliveries_total counter\npostbackd_dead_deliveries_total {dead}\n"));
     out
 }
 

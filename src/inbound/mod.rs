@@ -4,6 +4,7 @@
 //! only `util`.
 
 pub mod currency;
+pub mod doctor;
 pub mod ipn;
 pub mod postback;
 pub mod presets;

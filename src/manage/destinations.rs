@@ -65,7 +65,7 @@ fn validate_base_url(u: &str) -> Result<String, Error> {
 /// The SSRF guard at save time: refuse URLs whose host is, or resolves
 /// only to, a private / loopback / link-local address (checked again at
 /// every connect).
-async fn guard_url(app: &App, url: &str) -> Result<(), Error> {
+pub(super) async fn guard_url(app: &App, url: &str) -> Result<(), Error> {
     if app.config.allow_private_destinations {
         return Ok(());
     }

@@ -6,12 +6,15 @@
 //! status code, and whose `code` and `message` are the contract's stable
 //! error code and fix sentence.
 
+pub mod alerts;
 pub mod clicks;
 pub mod costs;
 pub mod destinations;
+pub mod health;
 pub mod links;
 pub mod query;
 pub mod records;
+pub mod replay;
 pub mod reports;
 pub mod sources;
 pub mod testfire;

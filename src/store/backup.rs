@@ -12,6 +12,7 @@ use redb::{
     Value, WriteTransaction,
 };
 
+use crate::store::health;
 use crate::store::{
     CLICKS, CONVERSIONS, COSTS, DEDUP, DELIVERIES, DELIVERY_KEYS, DESTINATIONS, EVENTS,
     EXTERNAL_IDS, LINKS, META, OUTBOX, PENDING, ROLLUPS, SIGNATURES, SOURCES, StoreError, USERS,
@@ -70,6 +71,11 @@ pub fn snapshot(db: &Database, dest: &Path) -> Result<u64, StoreError> {
     // so a copy without them would open with empty reports.
     n += copy(&rtx, &wtx, ROLLUPS, c)?;
     n += copy(&rtx, &wtx, COSTS, c)?;
+    // Postback health: the counters the alerts and source health read,
+    // bulk-replay jobs (a restored one resumes), the alerts and their state.
+    n += copy(&rtx, &wtx, health::HEALTH, c)?;
+    n += copy(&rtx, &wtx, health::REPLAY_JOBS, c)?;
+    n += copy(&rtx, &wtx, health::ALERTS, c)?;
     // A table added to the store and not to this list would be lost by
     // every backup without a word: refuse instead (the backup tests fail).
     for t in rtx.list_tables()? {

@@ -13,6 +13,7 @@
 pub mod backup;
 pub mod catalog;
 pub mod fault;
+pub mod health;
 pub mod records;
 pub mod rollup;
 pub mod users;
@@ -29,6 +30,7 @@ use redb::{
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use catalog::{Catalog, CatalogCell};
+use health::{ALERTS, HEALTH, REPLAY_JOBS};
 use records::{LinkRecord, SourceRecord};
 
 /// Global settings and counters (`schema_version`, `next_source_id`).
@@ -234,6 +236,12 @@ write_tables! {
     sessions: SESSIONS<&'static [u8], &'static [u8]>;
     /// [`EXTERNAL_IDS`]
     external_ids: EXTERNAL_IDS<&'static str, &'static str>;
+    /// [`health::HEALTH`]
+    health: HEALTH<&'static [u8], u64>;
+    /// [`health::REPLAY_JOBS`]
+    replay_jobs: REPLAY_JOBS<u64, &'static [u8]>;
+    /// [`health::ALERTS`]
+    alerts: ALERTS<u64, &'static [u8]>;
 }
 
 /// What a write job sees: the batch's transaction (through one accessor
@@ -661,6 +669,9 @@ fn init(db: &Database) -> Result<(Catalog, [u8; 32]), OpenError> {
         txn.open_table(SESSIONS).map_err(|x| e(x.into()))?;
         // Databases written before external IDs get the empty table here.
         txn.open_table(EXTERNAL_IDS).map_err(|x| e(x.into()))?;
+        txn.open_table(HEALTH).map_err(|x| e(x.into()))?;
+        txn.open_table(REPLAY_JOBS).map_err(|x| e(x.into()))?;
+        txn.open_table(ALERTS).map_err(|x| e(x.into()))?;
     }
     txn.commit().map_err(|x| e(x.into()))?;
 

@@ -399,6 +399,14 @@ pub struct DeliveryRecord {
     /// (not dropped, which would make the worker send a second time).
     #[serde(default)]
     pub superseded_ms: Option<u64>,
+    /// An alert's notification rather than a conversion's delivery: the
+    /// alert (`store::health::ALERTS`) whose `notify` says where it goes;
+    /// `destination_id` is then 0 and `conversion_id` empty.
+    #[serde(default)]
+    pub alert_id: Option<u64>,
+    /// The notification's text (alerts only).
+    #[serde(default)]
+    pub notice: Option<String>,
 }
 
 /// Attempts kept in a delivery's log.

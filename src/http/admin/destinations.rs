@@ -54,7 +54,7 @@ fn view(app: &App, d: &DestinationEntry) -> Value {
 
 /// A delivery with its attempt log.
 fn delivery_view(id: &str, d: &DeliveryRecord) -> Value {
-    json!({
+    let mut v = json!({
         "id": id,
         "destination": d.destination_id,
         "conversion_id": d.conversion_id,
@@ -75,7 +75,13 @@ fn delivery_view(id: &str, d: &DeliveryRecord) -> Value {
             "next_attempt_at": a.next_ms.map(rfc3339),
             "note": a.note,
         })).collect::<Vec<_>>(),
-    })
+    });
+    // An alert's notification (destination 0): which alert, what it says.
+    if let Some(alert) = d.alert_id {
+        v["alert"] = json!(alert);
+        v["notice"] = json!(d.notice);
+    }
+    v
 }
 
 fn parse_id(s: &str) -> Result<u64, ApiError> {

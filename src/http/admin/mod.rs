@@ -4,6 +4,7 @@
 //! `manage` operation and its typed result into JSON.
 
 pub mod destinations;
+pub mod health;
 pub mod links;
 pub mod ops;
 pub mod records;
@@ -56,6 +57,13 @@ pub async fn handle(app: &App, req: Request<Incoming>, path: &str) -> Result<Res
         (&Method::GET, ["events"]) => records::list_events(app, &query).await,
         (&Method::GET, ["events", id]) => records::get_event(app, id).await,
         (&Method::POST, ["events", id, "replay"]) => records::replay_event(app, id).await,
+        (&Method::POST, ["events", "replay"]) => health::start_replay(app, req).await,
+        (&Method::GET, ["events", "replay", job]) => health::get_replay(app, job).await,
+        (&Method::POST, ["doctor"]) => health::doctor(app, req).await,
+        (&Method::GET, ["sources", id, "health"]) => health::source_health(app, id).await,
+        (&Method::GET, ["alerts"]) => health::list_alerts(app).await,
+        (&Method::POST, ["alerts"]) => health::create_alert(app, req).await,
+        (&Method::DELETE, ["alerts", id]) => health::delete_alert(app, id).await,
         (&Method::GET, ["reports"]) => reports::get(app, req.uri().query().unwrap_or("")).await,
         (&Method::GET, ["rates"]) => reports::get_rates(app).await,
         (&Method::PUT, ["rates"]) => reports::put_rates(app, req).await,
