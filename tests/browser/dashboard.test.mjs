@@ -225,7 +225,7 @@ test("test-fire from the source page shows the verdict", async () => {
   await page.getByLabel("Amount", { exact: true }).fill("2.00");
   await page.getByRole("button", { name: "Fire a test postback" }).click();
   await page.waitForSelector("h2:has-text('Test-fire') .badge.ok");
-  assert.match(await page.locator("[role=status]").textContent(), /It works: the postback matched click/);
+  assert.match(await page.locator(".panel[role=status]").first().textContent(), /It works: the postback matched click/);
   // It is in the log like any postback.
   const events = (await pbd.admin("GET", `/api/v1/events?source=${source.id}&limit=1`)).json.items;
   assert.equal(events[0].result, "matched");
@@ -248,6 +248,27 @@ test("a refused postback is replayed after fixing the mapping", async () => {
   await page.waitForSelector("h1 .badge.ok");
   assert.match(await page.locator("h1").textContent(), /matched/);
   await shot(page, "postback");
+});
+
+test("the doctor checks a pasted URL and an alert is set up from the page", async () => {
+  await open(page, `/ui/sources/${source.id}`);
+  assert.match(await page.locator(".panel:has(h2:text('Health'))").textContent(), /Match rate, 1h/);
+  await page.getByLabel("Postback URL", { exact: true }).fill(postbackUrl);
+  await page.getByRole("button", { name: "Check" }).click();
+  await page.waitForSelector("#doctor-result .badge.ok");
+  // A URL cut short where the network's form ended.
+  await page.getByLabel("Postback URL", { exact: true }).fill(postbackUrl.split("&")[0] + "&");
+  await page.getByRole("button", { name: "Check" }).click();
+  await page.waitForSelector("#doctor-result li .badge.warn");
+  await open(page, "/ui/alerts");
+  await page.getByLabel("Rule", { exact: true }).selectOption("match_rate_below");
+  await page.getByLabel("Source", { exact: true }).selectOption(String(source.id));
+  await page.getByLabel("Threshold", { exact: true }).fill("80");
+  await page.getByLabel("URL (Slack, webhook)", { exact: true }).fill("https://hooks.slack.com/services/T000/B000/XXXXXXXX");
+  await page.getByRole("button", { name: "Create alert" }).click();
+  await page.waitForSelector("td:has-text('match_rate_below')");
+  const api = (await pbd.admin("GET", "/api/v1/alerts")).json;
+  assert.equal((api.items ?? api).length, 1);
 });
 
 test("a POST without the CSRF token is refused and changes nothing", async () => {
@@ -288,7 +309,7 @@ test("every page: no console error, no other origin, under 300 KB, usable at 375
   const p = await newPage();
   await signIn(p, ADMIN);
   const pages = ["/ui/overview", "/ui/reports", "/ui/postbacks", "/ui/conversions", "/ui/clicks", `/ui/clicks?id=${clickId}`,
-    "/ui/sources", `/ui/sources/${source.id}`, "/ui/links", "/ui/links/spring", "/ui/destinations", "/ui/destinations/new?type=meta"];
+    "/ui/sources", `/ui/sources/${source.id}`, "/ui/links", "/ui/links/spring", "/ui/destinations", "/ui/destinations/new?type=meta", "/ui/alerts", "/ui/users"];
   for (const path of pages) {
     const resp = await open(p, path);
     assert.equal(resp.status(), 200, path);

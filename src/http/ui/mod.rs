@@ -10,10 +10,12 @@
 //! session, with the CSRF token checked on every POST and changes refused
 //! to viewers before any page code runs.
 
+pub mod alerts;
 pub mod assets;
 pub mod chart;
 pub mod destinations;
 pub mod form;
+pub mod health;
 pub mod layout;
 pub mod links;
 pub mod overview;
@@ -129,6 +131,7 @@ async fn get(app: &Arc<App>, viewer: &Viewer, path: &str, q: &Form) -> Resp {
         "/ui/links" => links::list(app, viewer, &Form::default(), None).await,
         "/ui/destinations" => destinations::list(app, viewer).await,
         "/ui/destinations/new" if viewer.is_admin() => destinations::new_form(viewer, q, None),
+        "/ui/alerts" => alerts::list(app, viewer, &Form::default(), None).await,
         "/ui/users" if viewer.is_admin() => users::list(app, viewer, &Form::default(), None).await,
         "/ui/users" => problem(
             StatusCode::FORBIDDEN,
@@ -143,7 +146,8 @@ async fn get(app: &Arc<App>, viewer: &Viewer, path: &str, q: &Form) -> Resp {
         {
             ["postbacks", id] => postbacks::detail(app, viewer, id).await,
             ["conversions", id] => records::conversion(app, viewer, id).await,
-            ["sources", id] => sources::detail(app, viewer, id),
+            ["sources", id] => sources::detail(app, viewer, id).await,
+            ["replays", id] => health::job(app, viewer, id).await,
             ["links", slug] => links::detail(app, viewer, slug, None, None),
             ["destinations", id] => destinations::detail(app, viewer, id, q).await,
             _ => not_found(),
@@ -172,12 +176,16 @@ async fn post(app: &Arc<App>, viewer: &Viewer, path: &str, f: &Form) -> Resp {
         ["sources", id] => sources::update(app, viewer, id, f).await,
         ["sources", id, "delete"] => sources::delete(app, id).await,
         ["sources", id, "test"] => sources::test_fire(app, viewer, id, f).await,
+        ["sources", id, "doctor"] => sources::doctor(app, viewer, id, f).await,
+        ["sources", id, "replay"] => health::start(app, id.parse().unwrap_or(0), f).await,
         ["links"] => links::create(app, viewer, f).await,
         ["links", slug] => links::update(app, viewer, slug, f).await,
         ["links", slug, "delete"] => links::delete(app, slug).await,
         ["destinations"] => destinations::create(app, viewer, f).await,
         ["destinations", id, "delete"] => destinations::delete(app, id).await,
         ["deliveries", id, "retry"] => destinations::retry(app, id, f).await,
+        ["alerts"] => alerts::create(app, viewer, f).await,
+        ["alerts", id, "delete"] => alerts::delete(app, viewer, id).await,
         ["users"] => users::create(app, viewer, f).await,
         ["users", name, "delete"] => users::remove(app, viewer, name).await,
         _ => not_found(),

@@ -12,11 +12,12 @@ use maud::{Markup, html};
 
 use super::form::{Form, encode};
 use super::layout::{Tone, badge, copy_field, empty, page, respond, see_other};
-use super::postbacks;
 use super::session::Viewer;
+use super::{health, postbacks};
 use crate::app::App;
 use crate::http::Resp;
 use crate::inbound::presets::{self, CANONICAL_FIELDS};
+use crate::manage::health::DoctorReport;
 use crate::manage::testfire::{self, TestFire};
 use crate::manage::{self, links, sources};
 use crate::store::catalog::SourceEntry;
@@ -139,26 +140,24 @@ pub async fn create(app: &App, viewer: &Viewer, f: &Form) -> Resp {
         ..Default::default()
     };
     match sources::create(app, input).await {
-        Ok(saved) => detail_page(
-            app,
-            viewer,
-            &saved.entry,
-            &saved.new_secrets,
-            None,
-            None,
-            StatusCode::CREATED,
-        ),
+        Ok(saved) => {
+            let extra = Extra {
+                new_secrets: &saved.new_secrets,
+                ..Default::default()
+            };
+            detail_page(app, viewer, &saved.entry, extra, StatusCode::CREATED).await
+        }
         Err(e) => list(app, viewer, f, Some(&e)).await,
     }
 }
 
-pub fn detail(app: &App, viewer: &Viewer, id: &str) -> Resp {
+pub async fn detail(app: &App, viewer: &Viewer, id: &str) -> Resp {
     match id
         .parse()
         .map_err(|_| ())
         .and_then(|id| sources::get(app, id).map_err(|_| ()))
     {
-        Ok(s) => detail_page(app, viewer, &s, &[], None, None, StatusCode::OK),
+        Ok(s) => detail_page(app, viewer, &s, Extra::default(), StatusCode::OK).await,
         Err(()) => super::problem(
             StatusCode::NOT_FOUND,
             "No such source",
@@ -167,15 +166,33 @@ pub fn detail(app: &App, viewer: &Viewer, id: &str) -> Resp {
     }
 }
 
-fn detail_page(
+/// What a source page shows beyond the source: the answer to the form
+/// just posted.
+#[derive(Default)]
+struct Extra<'a> {
+    /// Signing secrets just generated (shown once).
+    new_secrets: &'a [String],
+    /// The mapping form's error.
+    err: Option<&'a manage::Error>,
+    fired: Option<&'a Result<TestFire, manage::Error>>,
+    /// The doctor's URL and verdict.
+    doctor: Option<(&'a str, &'a Result<DoctorReport, manage::Error>)>,
+}
+
+async fn detail_page(
     app: &App,
     viewer: &Viewer,
     s: &SourceEntry,
-    new_secrets: &[String],
-    err: Option<&manage::Error>,
-    fired: Option<&Result<TestFire, manage::Error>>,
+    extra: Extra<'_>,
     status: StatusCode,
 ) -> Resp {
+    let Extra {
+        new_secrets,
+        err,
+        fired,
+        doctor,
+    } = extra;
+    let health_panel = health::panel(app, viewer, s.id).await;
     let preset = s.rec.preset.as_deref().and_then(presets::find);
     let own_links: Vec<_> = links::list(app)
         .into_iter()
@@ -206,6 +223,10 @@ fn detail_page(
                 @else { code { "hidden from viewers" } }
             }
             @if let Some(p) = preset { p.muted { (p.notes) } }
+        }
+        (health_panel)
+        @if viewer.is_admin() {
+            (health::doctor_form(viewer, s.id, doctor.map_or("", |d| d.0), doctor.map(|d| d.1)))
         }
         div.panel {
             h2 { "Parameter mapping" }
@@ -291,15 +312,13 @@ pub async fn update(app: &App, viewer: &Viewer, id: &str, f: &Form) -> Resp {
     };
     match sources::update(app, id, input).await {
         Ok(_) => see_other(&format!("/ui/sources/{id}")),
-        Err(e) => detail_page(
-            app,
-            viewer,
-            &current,
-            &[],
-            Some(&e),
-            None,
-            StatusCode::BAD_REQUEST,
-        ),
+        Err(e) => {
+            let extra = Extra {
+                err: Some(&e),
+                ..Default::default()
+            };
+            detail_page(app, viewer, &current, extra, StatusCode::BAD_REQUEST).await
+        }
     }
 }
 
@@ -345,7 +364,32 @@ pub async fn test_fire(app: &App, viewer: &Viewer, id: &str, f: &Form) -> Resp {
     } else {
         StatusCode::BAD_REQUEST
     };
-    detail_page(app, viewer, &current, &[], None, Some(&fired), status)
+    let extra = Extra {
+        fired: Some(&fired),
+        ..Default::default()
+    };
+    detail_page(app, viewer, &current, extra, status).await
+}
+
+/// `POST /ui/sources/{id}/doctor`.
+pub async fn doctor(app: &App, viewer: &Viewer, id: &str, f: &Form) -> Resp {
+    let Some(current) = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| sources::get(app, id).ok())
+    else {
+        return super::problem(
+            StatusCode::NOT_FOUND,
+            "No such source",
+            "This source does not exist.",
+        );
+    };
+    let (url, report) = health::doctor(app, current.id, f);
+    let extra = Extra {
+        doctor: Some((&url, &report)),
+        ..Default::default()
+    };
+    detail_page(app, viewer, &current, extra, StatusCode::OK).await
 }
 
 pub async fn delete(app: &App, id: &str) -> Resp {
