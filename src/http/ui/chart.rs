@@ -87,7 +87,8 @@ pub fn line(title: &str, points: &[(String, f64)]) -> Markup {
             }
             @for (i, (label, _)) in points.iter().enumerate() {
                 @if i % every == 0 {
-                    text x=(format!("{:.1}", x(i))) y=(H - 6.0) text-anchor="middle" { (label) }
+                    // The last label ends at its point, inside the frame.
+                    text x=(format!("{:.1}", x(i))) y=(H - 6.0) text-anchor=(if i + 1 == n && n > 1 { "end" } else { "middle" }) { (label) }
                 }
             }
         }

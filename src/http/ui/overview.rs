@@ -21,7 +21,14 @@ use crate::reports::range::{self, PRESETS};
 use crate::util::clock::now_ms;
 
 fn card(k: &str, v: String) -> Markup {
-    html! { div.card { div.k { (k) } div.v { (v) } } }
+    // "1,234.50 USD": the currency small, so the number fits one line.
+    let (n, cur) = match v.rsplit_once(' ') {
+        Some((n, c)) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => {
+            (n.to_string(), Some(c.to_string()))
+        }
+        _ => (v, None),
+    };
+    html! { div.card { div.k { (k) } div.v { (n) @if let Some(c) = cur { span.cur { (c) } } } } }
 }
 
 fn int(m: &Metrics, metric: &str) -> i64 {
@@ -150,7 +157,7 @@ pub async fn get(app: &App, viewer: &Viewer, q: &Form) -> Resp {
         h2 { "Newest postbacks" }
         div.tablewrap {
             table {
-                thead { tr { th { "Received (UTC)" } th { "Source" } th { "Result" } th { "Reason and fix" } th { "Click ID" } th.n { "HTTP" } } }
+                (postbacks::head())
                 @let rows = events.map(|p| p.0).unwrap_or_default();
                 tbody #newest data-live="/ui/postbacks/rows" data-after=(rows.first().map(|(id, _)| id.as_str()).unwrap_or("")) {
                     @for (id, e) in &rows { (postbacks::row(app, id, e)) }

@@ -44,13 +44,18 @@ fn when(ms: u64) -> String {
     s.get(..19).map_or(s.clone(), |t| t.replace('T', " "))
 }
 
+/// The log's column headings (the result first: it is what a phone shows).
+pub fn head() -> Markup {
+    html! { thead { tr { th { "Result" } th { "Received (UTC)" } th { "Source" } th { "Reason and fix" } th { "Click ID" } th.n { "HTTP" } } } }
+}
+
 /// One row of the log (also the unit of the live updates).
 pub fn row(app: &App, id: &str, e: &EventRecord) -> Markup {
     html! {
         tr data-id=(id) {
+            td { (badge(tone(&e.result), &e.result)) }
             td.mono { a href=(format!("/ui/postbacks/{}", encode(id))) { (when(e.ms)) } }
             td { (source_name(app, e.source_id)) }
-            td { (badge(tone(&e.result), &e.result)) }
             td.wrap {
                 @if let Some(m) = &e.message { (m) }
                 @if e.replay_of.is_some() { " " span.muted { "(replay)" } }
@@ -133,7 +138,7 @@ pub async fn list(app: &App, viewer: &Viewer, q: &Form) -> Resp {
         }
         div.tablewrap {
             table {
-                thead { tr { th { "Received (UTC)" } th { "Source" } th { "Result" } th { "Reason and fix" } th { "Click ID" } th.n { "HTTP" } } }
+                (head())
                 tbody #log data-live=(live) data-after=(first) {
                     @for (id, e) in &rows { (row(app, id, e)) }
                 }

@@ -201,9 +201,9 @@ impl State {
     }
 }
 
-/// A cell's text: counts with separators, money with the currency, ratios
+/// A cell's text: counts with separators, money to the cent, ratios
 /// as percentages (ROI, CR) or money per unit (EPC, CPA).
-fn cell(m: &Metrics, metric: &str, currency: &str) -> String {
+fn cell(m: &Metrics, metric: &str) -> String {
     let v = m.value(metric);
     let text = match &v {
         serde_json::Value::Null => return "—".into(),
@@ -219,9 +219,25 @@ fn cell(m: &Metrics, metric: &str, currency: &str) -> String {
             ),
             Err(_) => text,
         },
-        "epc" | "cpa" | "cpc" => format!("{} {currency}", decimal(&text, 3)),
-        _ => format!("{} {currency}", decimal(&text, 2)),
+        // Money: the currency is in the column heading.
+        "epc" | "cpa" | "cpc" => decimal(&text, 3),
+        _ => decimal(&text, 2),
     }
+}
+
+/// Columns holding money in the report currency.
+fn is_money(metric: &str) -> bool {
+    matches!(
+        metric,
+        "revenue"
+            | "cost"
+            | "profit"
+            | "epc"
+            | "cpa"
+            | "cpc"
+            | "pending_revenue"
+            | "refunded_revenue"
+    )
 }
 
 fn chart_value(m: &Metrics, metric: &str) -> f64 {
@@ -523,7 +539,7 @@ fn grid(app: &App, st: &State, params: &Params, r: &Report) -> Markup {
                             th scope="col" aria-sort=[aria_sort(d)] { a href=(sort_link(d)) { (d) } }
                         }
                         @for (m, label) in COLUMNS {
-                            th.n scope="col" aria-sort=[aria_sort(m)] { a href=(sort_link(m)) { (label) } }
+                            th.n scope="col" aria-sort=[aria_sort(m)] { a href=(sort_link(m)) { (label) @if is_money(m) { " " span.muted { (currency) } } } }
                         }
                     } }
                     tbody {
@@ -541,7 +557,7 @@ fn grid(app: &App, st: &State, params: &Params, r: &Report) -> Markup {
                                     }
                                 }
                                 @for (col, _) in COLUMNS {
-                                    td.n { (cell(m, col, currency)) }
+                                    td.n { (cell(m, col)) }
                                 }
                             }
                         }
@@ -549,7 +565,7 @@ fn grid(app: &App, st: &State, params: &Params, r: &Report) -> Markup {
                     tfoot { tr {
                         td colspan=(dims.len()) { "Total" }
                         @for (col, _) in COLUMNS {
-                            td.n { (cell(&r.totals, col, currency)) }
+                            td.n { (cell(&r.totals, col)) }
                         }
                     } }
                 }

@@ -234,12 +234,12 @@ async fn detail_page(
             @if viewer.is_admin() {
                 form.stack method="post" action=(format!("/ui/sources/{}", s.id)) {
                     input type="hidden" name="csrf" value=(viewer.csrf);
-                    @for f in CANONICAL_FIELDS {
+                    div.fields { @for f in CANONICAL_FIELDS {
                         div.field {
                             label for=(format!("p-{f}")) { (f) }
                             input type="text" id=(format!("p-{f}")) name=(format!("param.{f}")) value=(s.mapping.params.get(*f).map_or("", String::as_str)) placeholder=(f);
                         }
-                    }
+                    } }
                     @if let Some(e) = err { span.err role="alert" { (e.message) } }
                     div { button type="submit" { "Save mapping" } }
                 }
