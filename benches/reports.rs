@@ -231,8 +231,16 @@ async fn run(n: u64) {
         csrf: "bench-csrf".into(),
     };
     for (label, page, query) in [
-        ("dashboard overview page, last 30 days", "overview", "range=30d"),
-        ("dashboard reports page, campaign by day, 30 days", "reports", "range=30d&g1=campaign&g2=day"),
+        (
+            "dashboard overview page, last 30 days",
+            "overview",
+            "range=30d",
+        ),
+        (
+            "dashboard reports page, campaign by day, 30 days",
+            "reports",
+            "range=30d&g1=campaign&g2=day",
+        ),
     ] {
         use http_body_util::BodyExt;
         use postbackd::http::ui;
