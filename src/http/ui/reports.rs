@@ -528,8 +528,7 @@ fn grid(app: &App, st: &State, params: &Params, r: &Report) -> Markup {
                     } }
                     tbody {
                         @for (key, m) in r.rows.iter().take(PAGE_ROWS) {
-                            @let mut change: Vec<(String, String)> = dims.iter().zip(key).map(|(d, v)| (format!("filter.{d}"), v.clone())).collect();
-                            @let _ = change.push(("group_by".into(), drill.into()));
+                            @let change: Vec<(String, String)> = dims.iter().zip(key).map(|(d, v)| (format!("filter.{d}"), v.clone())).chain(std::iter::once(("group_by".to_string(), drill.to_string()))).collect();
                             @let change_ref: Vec<(&str, &str)> = change.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
                             tr {
                                 @for (i, (d, v)) in dims.iter().zip(key).enumerate() {
