@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use redb::ReadableTable;
 
-use super::{Counters, Cube, Level, at_level};
+use super::{Counters, Cube, Level, Part, at_level};
 use crate::store::{ROLLUPS, StoreError};
 
 type RollupTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
@@ -132,42 +132,47 @@ pub fn upgrade(txn: &redb::WriteTransaction, layout: Option<u8>) -> Result<(), S
 /// Build the hour and day rows from the stored 15-minute rows (not from the
 /// clicks: retention may have purged clicks whose counts the roll-ups keep).
 /// Any coarse row already there is dropped first, so the result is exactly
-/// the sum of the 15-minute rows. Returns the 15-minute rows read.
+/// the sum of the 15-minute rows. Returns the 15-minute rows read (those of
+/// the cubes that keep coarser levels).
 pub fn build_levels(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
     const CHUNK: usize = 50_000;
     let mut t = txn.open_table(ROLLUPS)?;
     // 15-minute prefixes are 1..=9, coarse ones 17 and up.
     t.retain_in::<&[u8], _>(&[16u8][..].., |_, _| false)?;
     let mut pending = Pending::default();
-    let mut from: Vec<u8> = vec![0];
-    let end: &[u8] = &[16];
     let mut n = 0u64;
-    loop {
-        let mut chunk: Vec<(Vec<u8>, Counters)> = Vec::with_capacity(CHUNK);
-        for row in t.range::<&[u8]>(from.as_slice()..end)? {
-            let (k, v) = row?;
-            chunk.push((k.value().to_vec(), Counters::decode(v.value())?));
-            if chunk.len() == CHUNK {
+    // Only the cubes that keep coarser levels: each one's 15-minute rows
+    // are the prefixes of its three parts, contiguous.
+    for cube in Cube::ALL.into_iter().filter(|c| c.levels().len() > 1) {
+        let mut from: Vec<u8> = vec![cube.prefix(Part::Clicks)];
+        let end = [cube.prefix(Part::ConversionsAtChange) + 1];
+        loop {
+            let mut chunk: Vec<(Vec<u8>, Counters)> = Vec::with_capacity(CHUNK);
+            for row in t.range::<&[u8]>(from.as_slice()..&end[..])? {
+                let (k, v) = row?;
+                chunk.push((k.value().to_vec(), Counters::decode(v.value())?));
+                if chunk.len() == CHUNK {
+                    break;
+                }
+            }
+            let Some((last, _)) = chunk.last() else {
+                break;
+            };
+            // The smallest key after `last`.
+            from = last.clone();
+            from.push(0);
+            for (k, c) in &chunk {
+                pending.add_coarse(k, c);
+            }
+            pending.flush(&mut t)?;
+            let before = n;
+            n += chunk.len() as u64;
+            if n / 1_000_000 != before / 1_000_000 {
+                tracing::info!(rows = n, "building hour and day roll-up rows");
+            }
+            if chunk.len() < CHUNK {
                 break;
             }
-        }
-        let Some((last, _)) = chunk.last() else {
-            break;
-        };
-        // The smallest key after `last`.
-        from = last.clone();
-        from.push(0);
-        for (k, c) in &chunk {
-            pending.add_coarse(k, c);
-        }
-        pending.flush(&mut t)?;
-        let before = n;
-        n += chunk.len() as u64;
-        if n / 1_000_000 != before / 1_000_000 {
-            tracing::info!(rows = n, "building hour and day roll-up rows");
-        }
-        if chunk.len() < CHUNK {
-            break;
         }
     }
     Ok(n)
