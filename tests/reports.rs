@@ -14,6 +14,7 @@ use postbackd::inbound::postback::{Fields, Kind, Status};
 use postbackd::ingest::{self, ClickWrite, RawRequest};
 use postbackd::reports::output::fmt_money;
 use postbackd::store::records::{self, ClickRecord, ConversionRecord};
+use postbackd::store::rollup::Level;
 use postbackd::store::{CLICKS, CONVERSIONS};
 use postbackd::util::ids;
 use redb::ReadableTable;
@@ -93,6 +94,31 @@ async fn postback_at(
         .await
         .unwrap();
     o.body()
+}
+
+/// The report's grouped counters read through the hour and day rows equal
+/// those read from the 15-minute rows alone, exactly (every cell, every
+/// currency, every counter).
+async fn same_as_quarter_rows(s: &TestServer, q: &str) {
+    let pairs: Vec<(String, String)> = q
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let p = postbackd::reports::Params::parse(&pairs, "UTC", 0).unwrap();
+    let (fast, slow) = s
+        .app
+        .store
+        .read(move |rtx| {
+            Ok((
+                postbackd::reports::run(rtx, &p)?,
+                postbackd::reports::run_at(rtx, &p, Some(&[Level::Quarter]))?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(fast.rows, slow.rows, "{q}");
+    assert_eq!(fast.totals, slow.totals, "{q}");
 }
 
 async fn report(s: &TestServer, q: &str) -> Value {
@@ -291,15 +317,6 @@ impl Cell {
     }
 }
 
-fn day_in(ms: u64, tz: &str) -> String {
-    jiff::Timestamp::from_millisecond(ms as i64)
-        .unwrap()
-        .in_tz(tz)
-        .unwrap()
-        .date()
-        .to_string()
-}
-
 /// Add one status's contribution to a cell (the report's definitions).
 fn contribute(cell: &mut Cell, c: &ConversionRecord, status: &str, sign: i64, cpa: Option<&str>) {
     let amount: Decimal = c
@@ -496,39 +513,65 @@ async fn every_cell_equals_a_recount_of_the_records() {
     assert_eq!(stored_clicks.len(), 400);
     let cpa_of = |slug: &str| (slug == "beta").then_some("4.00");
 
-    for tz in ["UTC", "Asia/Kolkata"] {
+    // Whole days in the zone, and (not on any day or hour edge in UTC)
+    // instants, so reports read 15-minute, hour and day rows.
+    let ranges = [
+        ("2026-11-11", "2026-11-13"),
+        ("2026-11-10T05:45:00Z", "2026-11-13T17:15:00Z"),
+    ];
+    for tz in ["UTC", "Asia/Kolkata", "America/New_York"] {
         for basis in ["click", "conversion"] {
-            for group in [
+            for (group, (from, to)) in [
                 vec!["day"],
                 vec!["campaign"],
                 vec!["country", "device"],
                 vec!["sub1", "day"],
                 vec!["event"],
                 vec!["device", "campaign", "day"],
-            ] {
-                let from = "2026-11-11";
-                let to = "2026-11-13";
+                vec!["hour"],
+                vec!["week", "campaign"],
+                vec!["month", "sub1"],
+            ]
+            .into_iter()
+            .flat_map(|g| ranges.map(|r| (g.clone(), r)))
+            {
                 let tz_ = jiff::tz::TimeZone::get(tz).unwrap();
-                let lo = from
-                    .parse::<jiff::civil::Date>()
-                    .unwrap()
-                    .to_zoned_datetime(tz_.clone())
-                    .unwrap()
-                    .timestamp()
-                    .as_millisecond() as u64;
-                let hi = "2026-11-14"
-                    .parse::<jiff::civil::Date>()
-                    .unwrap()
-                    .to_zoned_datetime(tz_)
-                    .unwrap()
-                    .timestamp()
-                    .as_millisecond() as u64;
-                let click_only = group.iter().any(|d| !matches!(*d, "day" | "event"));
+                let edge = |v: &str, next_day: bool| -> u64 {
+                    match v.parse::<jiff::civil::Date>() {
+                        Ok(d) => {
+                            let d = if next_day { d.tomorrow().unwrap() } else { d };
+                            d.to_zoned_datetime(tz_.clone())
+                                .unwrap()
+                                .timestamp()
+                                .as_millisecond() as u64
+                        }
+                        Err(_) => ms(v),
+                    }
+                };
+                let (lo, hi) = (edge(from, false), edge(to, true));
+                let click_only = group
+                    .iter()
+                    .any(|d| !matches!(*d, "hour" | "day" | "week" | "month" | "event"));
+                let time_name = |at: u64, d: &str| -> String {
+                    let z = jiff::Timestamp::from_millisecond(at as i64)
+                        .unwrap()
+                        .in_tz(tz)
+                        .unwrap();
+                    match d {
+                        "hour" => z.strftime("%Y-%m-%dT%H:00%:z").to_string(),
+                        "day" => z.date().to_string(),
+                        "week" => {
+                            let w = z.date().iso_week_date();
+                            format!("{:04}-W{:02}", w.year(), w.week())
+                        }
+                        _ => z.strftime("%Y-%m").to_string(),
+                    }
+                };
                 let mut cells: BTreeMap<Vec<String>, Cell> = BTreeMap::new();
                 let mut totals = Cell::default();
                 let dim = |c: &ClickRecord, d: &str, at: u64, event: &str| -> String {
                     match d {
-                        "day" => day_in(at, tz),
+                        "hour" | "day" | "week" | "month" => time_name(at, d),
                         "campaign" => c.campaign.clone().unwrap_or_default(),
                         "country" => c.country.clone().unwrap_or_default(),
                         "device" => c.device.clone(),
@@ -583,10 +626,10 @@ async fn every_cell_equals_a_recount_of_the_records() {
                             None => group
                                 .iter()
                                 .map(|d| {
-                                    if *d == "day" {
-                                        day_in(t, tz)
-                                    } else {
+                                    if *d == "event" {
                                         event.clone()
+                                    } else {
+                                        time_name(t, d)
                                     }
                                 })
                                 .collect(),
@@ -599,6 +642,7 @@ async fn every_cell_equals_a_recount_of_the_records() {
                     group.join(",")
                 );
                 let rep = report(&s, &q).await;
+                same_as_quarter_rows(&s, &q).await;
                 let rows = rep["rows"].as_array().unwrap();
                 let check = |got: &Value, want: &Cell, what: &str| {
                     for m in [
@@ -950,5 +994,192 @@ async fn rollups_are_rebuilt_for_a_database_from_before_them() {
     .await;
     let r = report(&s, queries[0]).await;
     assert_eq!(r["totals"]["refunds"], 2, "{r}");
+    let mut before = Vec::new();
+    for q in queries {
+        before.push(report(&s, q).await);
+    }
+    s.stop().await;
+
+    // Make it a database of the first roll-up layout: 15-minute rows only
+    // (prefixes under 16). Its hour and day rows are built from those at
+    // the next start.
+    {
+        let db = redb::Database::create(dir.path().join("postbackd.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(postbackd::store::ROLLUPS).unwrap();
+            t.retain_in::<&[u8], _>(&[16u8][..].., |_, _| false)
+                .unwrap();
+            txn.open_table(postbackd::store::META)
+                .unwrap()
+                .insert("rollups_built", [1u8].as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let s = TestServer::start_at(dir.path(), |_| {}).await;
+    for (q, want) in queries.iter().zip(&before) {
+        let got = report(&s, q).await;
+        assert_eq!(got["rows"], want["rows"], "{q}");
+        assert_eq!(got["totals"], want["totals"], "{q}");
+        same_as_quarter_rows(&s, q).await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn coarse_rows_equal_quarter_rows_for_any_range_and_zone() {
+    let s = TestServer::start().await;
+    let src = s.source(json!({"name": "net"})).await;
+    let source = src["id"].as_u64().unwrap();
+    for slug in ["a", "b"] {
+        s.link(
+            json!({"slug": slug, "destination": "https://offer.example/?s={click_id}",
+                      "source": source, "campaign": format!("c{slug}"), "subs": {"sub1": "zone"}}),
+        )
+        .await;
+    }
+    // Three days around New York's fall-back (2026-11-01), many clicks a
+    // job so that one batch merges many increments per row.
+    let start = ms("2026-10-31T00:00:00Z");
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        let mut writes = Vec::new();
+        for _ in 0..40 {
+            let slug = rng.pick(&["a", "b"]);
+            let at = start + rng.below(3 * 1440) * 60_000;
+            let id = ids::new_id(at);
+            let rec = ClickRecord {
+                ms: at,
+                slug: slug.into(),
+                source_id: Some(source),
+                campaign: Some(format!("c{slug}")),
+                ip: "198.51.100.4".into(),
+                device: rng.pick(&["desktop", "mobile"]).into(),
+                unique: rng.below(2) == 0,
+                subs: vec![rng.pick(&["z1", "z2", "z3"]).to_string()],
+                ..Default::default()
+            };
+            writes.push(ClickWrite::new(id.clone(), &rec));
+            ids.push((id, at));
+        }
+        s.app
+            .store
+            .write(move |ctx| {
+                for w in writes {
+                    ingest::record_click(ctx, w)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    for n in 0..60 {
+        let (id, at) = ids[rng.below(ids.len() as u64) as usize].clone();
+        let t = at + rng.below(20) * 3_600_000;
+        let tx = format!("D{n}");
+        postback_at(
+            &s,
+            source,
+            &id,
+            Some("3.30"),
+            "USD",
+            Status::Pending,
+            &tx,
+            None,
+            t,
+        )
+        .await;
+        if rng.below(2) == 0 {
+            postback_at(
+                &s,
+                source,
+                &id,
+                Some("3.30"),
+                "USD",
+                Status::Approved,
+                &tx,
+                None,
+                t + 5_400_000,
+            )
+            .await;
+        }
+    }
+    for _ in 0..60 {
+        let tz = rng.pick(&["UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York"]);
+        let basis = rng.pick(&["click", "conversion"]);
+        let group = rng.pick(&[
+            "day",
+            "hour",
+            "sub1",
+            "campaign,day",
+            "week",
+            "month,device",
+            "event,hour",
+        ]);
+        let b0 = rng.below(3 * 96);
+        let b1 = b0 + 1 + rng.below(3 * 96 - b0 + 8);
+        let at = |b: u64| {
+            jiff::Timestamp::from_millisecond((start + b * 900_000) as i64)
+                .unwrap()
+                .to_string()
+        };
+        let mut q = format!(
+            "group_by={group}&from={}&to={}&tz={tz}&time_basis={basis}&limit=10000",
+            at(b0),
+            at(b1)
+        );
+        if rng.below(3) == 0 {
+            q.push_str("&filter.sub1=z2");
+        }
+        same_as_quarter_rows(&s, &q).await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_batch_counts_nothing() {
+    let s = TestServer::start().await;
+    s.link(json!({"slug": "f", "destination": "https://offer.example/?s={click_id}"}))
+        .await;
+    let at = ms("2026-11-20T10:00:00Z");
+    let w = ClickWrite::new(
+        ids::new_id(at),
+        &ClickRecord {
+            ms: at,
+            slug: "f".into(),
+            ip: "198.51.100.5".into(),
+            ..Default::default()
+        },
+    );
+    let r: Result<(), _> = s
+        .app
+        .store
+        .write(move |ctx| {
+            ingest::record_click(ctx, w)?;
+            Err(postbackd::store::StoreError::Unavailable("injected".into()))
+        })
+        .await;
+    assert!(r.is_err());
+    let rep = report(&s, "group_by=day&from=2026-11-20&to=2026-11-20").await;
+    assert_eq!(rep["totals"]["clicks"], 0, "{rep}");
+    // The next batch counts only its own click.
+    let w = ClickWrite::new(
+        ids::new_id(at),
+        &ClickRecord {
+            ms: at,
+            slug: "f".into(),
+            ip: "198.51.100.5".into(),
+            ..Default::default()
+        },
+    );
+    s.app
+        .store
+        .write(move |ctx| ingest::record_click(ctx, w))
+        .await
+        .unwrap();
+    let rep = report(&s, "group_by=day&from=2026-11-20&to=2026-11-20").await;
+    assert_eq!(rep["totals"]["clicks"], 1, "{rep}");
     s.stop().await;
 }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::tz::TimeZone;
 
-use crate::store::rollup::{self, Counters, Cube, DIMS, LINK, Part};
+use crate::store::rollup::{self, Counters, Cube, DIMS, LINK, Level, Part};
 use crate::store::{ROLLUPS, StoreError};
 
 /// A refused report request (always a 400).
@@ -267,10 +267,28 @@ fn add_money(m: &mut Money, currency: &str, c: &Counters) {
     }
 }
 
-/// Scan the rows of the range (the clicks part and the basis's
+/// Read the rows of the range (the clicks part and the basis's
 /// conversions part, in the smallest cube that has every dimension the
 /// report needs) and group them.
+///
+/// The range is first split into the report's time periods in its zone
+/// (one run per hour, day, week or month when it groups or filters by
+/// time; the whole range otherwise), and each run is read with the fewest
+/// rows: 15-minute rows up to the first whole UTC hour, hour rows up to
+/// the first whole UTC day, day rows, then hours and quarters to its end
+/// (`rollup::cover`). Every level holds the same counts, so the sums are
+/// those of the 15-minute rows.
 pub fn run(rtx: &redb::ReadTransaction, p: &Params) -> Result<Grouped, StoreError> {
+    run_at(rtx, p, None)
+}
+
+/// [`run`], reading only the levels in `levels` when given (tests compare
+/// the coarse levels with the 15-minute rows alone).
+pub fn run_at(
+    rtx: &redb::ReadTransaction,
+    p: &Params,
+    levels: Option<&[Level]>,
+) -> Result<Grouped, StoreError> {
     let t = rtx.open_table(ROLLUPS)?;
     let b0 = rollup::bucket_of(p.range.from_ms);
     let b1 = rollup::bucket_of(p.range.to_ms);
@@ -279,67 +297,83 @@ pub fn run(rtx: &redb::ReadTransaction, p: &Params) -> Result<Grouped, StoreErro
         TimeBasis::Conversion => Part::ConversionsAtChange,
     };
     let used = || p.group_by.iter().chain(p.filters.iter().map(|(d, _)| d));
-    let needs_time = used().any(|d| matches!(d, Dim::Time(_)));
+    let time_dims: Vec<usize> = used()
+        .filter_map(|d| match d {
+            Dim::Time(i) => Some(*i),
+            Dim::Stored(_) => None,
+        })
+        .collect();
     let click_only = used().any(|d| !d.known_without_click());
     let stored = used().filter_map(|d| match d {
         Dim::Stored(i) => Some(*i),
         Dim::Time(_) => None,
     });
     let cube = Cube::for_dims(stored);
-    let mut names: HashMap<u32, range::TimeNames> = HashMap::new();
+    let kept: Vec<Level> = cube
+        .levels()
+        .iter()
+        .copied()
+        .filter(|l| levels.is_none_or(|ls| ls.contains(l)))
+        .collect();
+    let runs: Vec<(u32, u32, Option<range::TimeNames>)> = if time_dims.is_empty() {
+        vec![(b0, b1, None)]
+    } else {
+        range::periods(b0, b1, &p.tz, &time_dims)
+            .into_iter()
+            .map(|(s, e, n)| (s, e, Some(n)))
+            .collect()
+    };
     // Groups by their values joined with \x1f (cannot occur in a value: a
     // control character), so a row is looked up without allocating.
     let mut groups: HashMap<String, (Vec<String>, Money)> = HashMap::new();
     let mut joined = String::new();
     let mut out = Grouped::default();
     for part in [Part::Clicks, conv] {
-        let lo = [&[cube.prefix(part)][..], &b0.to_be_bytes()].concat();
-        let hi = [&[cube.prefix(part)][..], &b1.to_be_bytes()].concat();
-        for row in t.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
-            let (k, v) = row?;
-            let kb = k.value();
-            let key = rollup::view_key(kb)?;
-            let counters = Counters::decode(v.value())?;
-            let time = if needs_time {
-                Some(&*names.entry(key.bucket).or_insert_with(|| {
-                    range::names(u64::from(key.bucket) * rollup::BUCKET_MS, &p.tz)
-                }))
-            } else {
-                None
-            };
-            let value = |d: Dim| -> &str {
-                match (d, time) {
-                    (Dim::Stored(i), _) => key.dims[i],
-                    (Dim::Time(0), Some(n)) => &n.hour,
-                    (Dim::Time(1), Some(n)) => &n.day,
-                    (Dim::Time(2), Some(n)) => &n.week,
-                    (Dim::Time(_), Some(n)) => &n.month,
-                    (Dim::Time(_), None) => "",
-                }
-            };
-            if !p.filters.iter().all(|(d, want)| value(*d) == want) {
-                continue;
-            }
-            // An unmatched conversion has no click, so no link, campaign,
-            // country...: it counts in the totals and in rows grouped by
-            // what it has (source, event, time) only.
-            let unmatched = key.dims[LINK].is_empty();
-            add_money(&mut out.totals, key.currency, &counters);
-            if unmatched && click_only {
-                continue;
-            }
-            joined.clear();
-            for d in &p.group_by {
-                joined.push_str(value(*d));
-                joined.push('\x1f');
-            }
-            match groups.get_mut(joined.as_str()) {
-                Some((_, m)) => add_money(m, key.currency, &counters),
-                None => {
-                    let values = p.group_by.iter().map(|d| value(*d).to_string()).collect();
-                    let mut m = Money::new();
-                    add_money(&mut m, key.currency, &counters);
-                    groups.insert(joined.clone(), (values, m));
+        for (s, e, time) in &runs {
+            let time = time.as_ref();
+            for (level, from, to) in rollup::cover(*s, *e, &kept) {
+                let prefix = cube.prefix_at(part, level);
+                let lo = [&[prefix][..], &from.to_be_bytes()].concat();
+                let hi = [&[prefix][..], &to.to_be_bytes()].concat();
+                for row in t.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
+                    let (k, v) = row?;
+                    let key = rollup::view_key(k.value())?;
+                    let value = |d: Dim| -> &str {
+                        match (d, time) {
+                            (Dim::Stored(i), _) => key.dims[i],
+                            (Dim::Time(0), Some(n)) => &n.hour,
+                            (Dim::Time(1), Some(n)) => &n.day,
+                            (Dim::Time(2), Some(n)) => &n.week,
+                            (Dim::Time(_), Some(n)) => &n.month,
+                            (Dim::Time(_), None) => "",
+                        }
+                    };
+                    if !p.filters.iter().all(|(d, want)| value(*d) == want) {
+                        continue;
+                    }
+                    let counters = Counters::decode(v.value())?;
+                    // An unmatched conversion has no click, so no link,
+                    // campaign, country...: it counts in the totals and in
+                    // rows grouped by what it has (source, event, time) only.
+                    let unmatched = key.dims[LINK].is_empty();
+                    add_money(&mut out.totals, key.currency, &counters);
+                    if unmatched && click_only {
+                        continue;
+                    }
+                    joined.clear();
+                    for d in &p.group_by {
+                        joined.push_str(value(*d));
+                        joined.push('\x1f');
+                    }
+                    match groups.get_mut(joined.as_str()) {
+                        Some((_, m)) => add_money(m, key.currency, &counters),
+                        None => {
+                            let values = p.group_by.iter().map(|d| value(*d).to_string()).collect();
+                            let mut m = Money::new();
+                            add_money(&mut m, key.currency, &counters);
+                            groups.insert(joined.clone(), (values, m));
+                        }
+                    }
                 }
             }
         }

@@ -192,9 +192,137 @@ pub fn names(bucket_start_ms: u64, tz: &TimeZone) -> TimeNames {
     }
 }
 
+/// Split buckets `[b0, b1)` into the runs over which every time dimension
+/// in `dims` (indexes into `TIME_DIMS`: hour, day, week, month) keeps its
+/// name in `tz`, each with those names. A report then reads each run with
+/// the coarsest roll-up rows that fit it (`rollup::cover`) and gives all
+/// of its rows the run's names.
+///
+/// A bucket's period is told from its local time (UTC + the zone's offset
+/// then), which is cheap; only a new local day needs the calendar (for the
+/// month). The hour carries the offset, as its name does: a DST fall-back
+/// day has two 01:00 hours.
+pub fn periods(b0: u32, b1: u32, tz: &TimeZone, dims: &[usize]) -> Vec<(u32, u32, TimeNames)> {
+    let used = |i: usize| dims.contains(&i);
+    let mut month_of: Option<(i64, i64)> = None;
+    let mut key = |b: u32| -> [i64; 5] {
+        let ms = i64::from(b) * BUCKET_MS as i64;
+        let off = Timestamp::from_millisecond(ms)
+            .map(|t| i64::from(tz.to_offset(t).seconds()))
+            .unwrap_or(0);
+        let local_min = ms / 60_000 + off / 60;
+        let day = local_min.div_euclid(1440);
+        let mut k = [0i64; 5];
+        if used(0) {
+            k[0] = local_min.div_euclid(60);
+            k[1] = off;
+        }
+        if used(1) {
+            k[2] = day;
+        }
+        if used(2) {
+            // Day 0 (1970-01-01) was a Thursday; ISO weeks start on Monday.
+            k[3] = (day + 3).div_euclid(7);
+        }
+        if used(3) {
+            k[4] = match month_of {
+                Some((d, m)) if d == day => m,
+                _ => {
+                    let m = Timestamp::from_second(day * 86_400)
+                        .map(|t| {
+                            let d = t.to_zoned_datetime(TimeZone::UTC).date();
+                            i64::from(d.year()) * 12 + i64::from(d.month())
+                        })
+                        .unwrap_or(0);
+                    month_of = Some((day, m));
+                    m
+                }
+            };
+        }
+        k
+    };
+    let mut out = Vec::new();
+    let mut start = b0;
+    let mut current = key(b0);
+    for b in b0 + 1..b1 {
+        let k = key(b);
+        if k != current {
+            out.push((start, b, names(u64::from(start) * BUCKET_MS, tz)));
+            start = b;
+            current = k;
+        }
+    }
+    if start < b1 {
+        out.push((start, b1, names(u64::from(start) * BUCKET_MS, tz)));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn periods_match_the_names_of_every_bucket() {
+        // Kathmandu (+05:45), Kolkata, New York across both DST changes,
+        // Lord Howe (a 30-minute DST shift), a month and a year boundary.
+        for tz_name in [
+            "UTC",
+            "Asia/Kathmandu",
+            "Asia/Kolkata",
+            "America/New_York",
+            "Australia/Lord_Howe",
+        ] {
+            let tz = zone(tz_name).unwrap();
+            for (from, to) in [
+                ("2026-10-30T00:00:00Z", "2026-11-03T00:00:00Z"),
+                ("2026-03-07T03:15:00Z", "2026-03-09T11:45:00Z"),
+                ("2026-04-03T10:00:00Z", "2026-04-06T00:00:00Z"),
+                ("2026-12-28T00:00:00Z", "2027-01-06T00:00:00Z"),
+            ] {
+                let (b0, b1) = ((ms(from) / BUCKET_MS) as u32, (ms(to) / BUCKET_MS) as u32);
+                for dims in [
+                    vec![0],
+                    vec![1],
+                    vec![2],
+                    vec![3],
+                    vec![1, 3],
+                    vec![2, 3],
+                    vec![0, 2],
+                ] {
+                    let runs = periods(b0, b1, &tz, &dims);
+                    let pick = |n: &TimeNames| -> Vec<String> {
+                        dims.iter()
+                            .map(|d| match d {
+                                0 => n.hour.clone(),
+                                1 => n.day.clone(),
+                                2 => n.week.clone(),
+                                _ => n.month.clone(),
+                            })
+                            .collect()
+                    };
+                    let mut x = b0;
+                    let mut previous: Option<Vec<String>> = None;
+                    for (s, e, n) in &runs {
+                        assert_eq!(*s, x, "{tz_name} {dims:?}");
+                        let want = pick(n);
+                        assert_ne!(
+                            previous.as_ref(),
+                            Some(&want),
+                            "{tz_name} {dims:?}: runs not merged"
+                        );
+                        for b in *s..*e {
+                            let got = pick(&names(u64::from(b) * BUCKET_MS, &tz));
+                            assert_eq!(got, want, "{tz_name} {dims:?} bucket {b}");
+                        }
+                        previous = Some(want);
+                        x = *e;
+                    }
+                    assert_eq!(x, b1);
+                }
+            }
+        }
+    }
 
     fn ms(s: &str) -> u64 {
         s.parse::<Timestamp>().unwrap().as_millisecond() as u64

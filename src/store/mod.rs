@@ -255,6 +255,9 @@ pub struct WriteCtx<'t> {
     base: Arc<Catalog>,
     /// Set on the first change; published only if the batch commits.
     changed: Option<Catalog>,
+    /// Roll-up increments of the batch, applied just before its commit
+    /// (`rollup::add`, `rollup::flush`).
+    rollups_pending: rollup::Pending,
 }
 
 impl WriteCtx<'_> {
@@ -634,20 +637,20 @@ fn init(db: &Database) -> Result<(Catalog, [u8; 32]), OpenError> {
                 k
             }
         };
-        // Report roll-ups arrived after the first databases were written:
-        // build them once, from the stored clicks and conversions.
-        let built = meta.get(ROLLUPS_MARK).map_err(|x| e(x.into()))?.is_some();
-        if !built {
-            meta.insert(ROLLUPS_MARK, [1u8].as_slice())
+        // Report roll-ups arrived after the first databases were written,
+        // and their hour and day rows later: build what is missing once
+        // (the mark holds the roll-up layout, `rollup::LAYOUT`).
+        let layout = meta
+            .get(ROLLUPS_MARK)
+            .map_err(|x| e(x.into()))?
+            .map(|v| v.value().first().copied().unwrap_or(1));
+        if layout.is_none_or(|v| v < rollup::LAYOUT) {
+            meta.insert(ROLLUPS_MARK, [rollup::LAYOUT].as_slice())
                 .map_err(|x| e(x.into()))?;
         }
         drop(meta);
-        if !built && found.is_some() {
-            tracing::info!(
-                "building report roll-ups from the stored clicks and conversions (once)"
-            );
-            let (clicks, conversions) = rollup::rebuild(&txn).map_err(e)?;
-            tracing::info!(clicks, conversions, "report roll-ups built");
+        if found.is_some() {
+            rollup::upgrade(&txn, layout).map_err(e)?;
         }
         for t in [LINKS, CLICKS, CONVERSIONS, EVENTS] {
             txn.open_table(t).map_err(|x| e(x.into()))?;
@@ -818,12 +821,16 @@ fn run_batch(
             wake_forwarder: false,
             base: cell.load(),
             changed: None,
+            rollups_pending: rollup::Pending::default(),
         };
         for job in batch.iter_mut() {
             // One failed job aborts the transaction (dropping `txn` rolls
-            // back), and every job of the batch is told so.
+            // back), and every job of the batch is told so: the roll-up
+            // increments merged so far go with `ctx`, never applied.
             job.apply(&mut ctx)?;
         }
+        // In the same transaction as what they count, after every job.
+        rollup::flush(&mut ctx)?;
         (ctx.changed, ctx.wake_forwarder)
     };
     let (changed, wake) = changed;

@@ -20,6 +20,19 @@
 //!   [`MAX_VALUE`] bytes. Clicks that share every value in a bucket share
 //!   one row, so a row count is at most the click count and usually far
 //!   below it.
+//!
+//! Beside the 15-minute rows, the same counts are kept per UTC hour and
+//! per UTC day ([`Level`], `keys.rs`), so a report covers the whole hours
+//! and days of its range with one row per combination ([`cover`]). The
+//! writer merges a batch's increments per row and applies them once, just
+//! before the batch commits (`levels.rs`), so the coarse rows that many
+//! clicks of a batch share cost one read-modify-write per batch.
+
+mod keys;
+mod levels;
+
+pub use keys::*;
+pub use levels::*;
 
 use redb::ReadableTable;
 use rust_decimal::Decimal;
@@ -66,73 +79,6 @@ pub const MAX_VALUE: usize = 100;
 
 /// The sub-ID slots a link can fill from click parameters.
 pub const SUBS: [&str; 5] = ["sub1", "sub2", "sub3", "sub4", "sub5"];
-
-/// Which part of the roll-up a row is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Part {
-    Clicks = 1,
-    /// Conversions at their click's bucket (unmatched ones at their own).
-    ConversionsAtClick = 2,
-    /// Conversions at their creation's bucket, status changes at theirs.
-    ConversionsAtChange = 3,
-}
-
-/// A cube: the dimensions its rows keep (the others are left empty). Every
-/// count goes to all three; a report reads the smallest that has what it
-/// needs: the fewer dimensions kept, the fewer rows a bucket has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cube {
-    /// Every dimension.
-    Full = 0,
-    /// All but referrer, UTM and sub-IDs (the high-cardinality ones).
-    Lean = 1,
-    /// Source, link, campaign and event only.
-    Links = 2,
-}
-
-impl Cube {
-    pub const ALL: [Cube; 3] = [Cube::Full, Cube::Lean, Cube::Links];
-
-    /// Does this cube keep the dimension at `index` (in [`DIMS`])?
-    pub fn keeps(self, index: usize) -> bool {
-        match self {
-            Cube::Full => true,
-            Cube::Lean => !(7..=17).contains(&index),
-            Cube::Links => matches!(index, 0 | 1 | 2 | 18),
-        }
-    }
-
-    /// The smallest cube keeping every dimension in `needed`.
-    pub fn for_dims(needed: impl Iterator<Item = usize> + Clone) -> Cube {
-        [Cube::Links, Cube::Lean]
-            .into_iter()
-            .find(|c| needed.clone().all(|i| c.keeps(i)))
-            .unwrap_or(Cube::Full)
-    }
-
-    /// The first key byte of a part of this cube.
-    pub fn prefix(self, part: Part) -> u8 {
-        part as u8 + 3 * self as u8
-    }
-}
-
-/// The keys every count goes to: one row per cube.
-pub fn keys(part: Part, bucket: u32, currency: &str, dims: &[String]) -> [Vec<u8>; 3] {
-    Cube::ALL.map(|cube| {
-        let kept: Vec<&str> = dims
-            .iter()
-            .enumerate()
-            .map(|(i, d)| if cube.keeps(i) { d.as_str() } else { "" })
-            .collect();
-        key_in(cube.prefix(part), bucket, currency, &kept)
-    })
-}
-
-/// The bucket of a time.
-pub fn bucket_of(ms: u64) -> u32 {
-    u32::try_from(ms / BUCKET_MS).unwrap_or(u32::MAX)
-}
 
 /// Counters of one row. Signed: with time basis `conversion`, a refund
 /// subtracts revenue in the bucket where it happens.
@@ -208,14 +154,23 @@ impl Counters {
         }
     }
 
-    /// `self += other`.
-    pub fn add(&mut self, other: &Counters) {
-        let (a, b) = (self.ints(), other.ints());
-        let (x, y) = (self.money(), other.money());
-        *self = Counters::from_parts(
-            std::array::from_fn(|k| a[k] + b[k]),
-            std::array::from_fn(|k| x[k] + y[k]),
-        );
+    /// `self += other`. Field by field (the writer merges every increment
+    /// of a batch through here).
+    pub fn add(&mut self, o: &Counters) {
+        self.clicks += o.clicks;
+        self.unique_clicks += o.unique_clicks;
+        self.bot_clicks += o.bot_clicks;
+        self.conversions += o.conversions;
+        self.leads += o.leads;
+        self.purchases += o.purchases;
+        self.pending_conversions += o.pending_conversions;
+        self.refunds += o.refunds;
+        self.unmatched_conversions += o.unmatched_conversions;
+        self.revenue += o.revenue;
+        self.pending_revenue += o.pending_revenue;
+        self.refunded_revenue += o.refunded_revenue;
+        self.unmatched_revenue += o.unmatched_revenue;
+        self.cost += o.cost;
     }
 
     pub fn negated(&self) -> Counters {
@@ -318,138 +273,35 @@ pub fn referrer_host(r: &str) -> String {
     host.to_ascii_lowercase()
 }
 
-/// A row's key in the full cube.
-pub fn key(part: Part, bucket: u32, currency: &str, dims: &[String]) -> Vec<u8> {
-    let d: Vec<&str> = dims.iter().map(String::as_str).collect();
-    key_in(Cube::Full.prefix(part), bucket, currency, &d)
-}
-
-fn key_in(prefix: u8, bucket: u32, currency: &str, dims: &[&str]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + dims.iter().map(|d| d.len() + 1).sum::<usize>());
-    k.push(prefix);
-    k.extend_from_slice(&bucket.to_be_bytes());
-    let mut cur = [b' '; 3];
-    for (i, b) in currency.bytes().take(3).enumerate() {
-        cur[i] = b;
-    }
-    k.extend_from_slice(&cur);
-    for d in dims {
-        let v = cut(d);
-        k.push(v.len() as u8);
-        k.extend_from_slice(v.as_bytes());
-    }
-    k
-}
-
-/// A row key read without allocating: the bucket, the currency and each
-/// dimension's value as a slice of the key.
-pub struct KeyView<'a> {
-    pub bucket: u32,
-    pub currency: &'a str,
-    pub dims: [&'a str; NDIMS],
-}
-
-pub fn view_key(k: &[u8]) -> Result<KeyView<'_>, StoreError> {
-    let bad = || StoreError::Corrupt("roll-up key has an unknown layout".into());
-    if k.len() < 8 {
-        return Err(bad());
-    }
-    let bucket = u32::from_be_bytes([k[1], k[2], k[3], k[4]]);
-    let currency = std::str::from_utf8(&k[5..8]).map_err(|_| bad())?.trim_end();
-    let mut dims = [""; NDIMS];
-    let mut rest = &k[8..];
-    for d in dims.iter_mut() {
-        let (&n, tail) = rest.split_first().ok_or_else(bad)?;
-        let n = n as usize;
-        if tail.len() < n {
-            return Err(bad());
-        }
-        *d = std::str::from_utf8(&tail[..n]).map_err(|_| bad())?;
-        rest = &tail[n..];
-    }
-    if !rest.is_empty() {
-        return Err(bad());
-    }
-    Ok(KeyView {
-        bucket,
-        currency,
-        dims,
-    })
-}
-
-/// A decoded row key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowKey {
-    pub part: u8,
-    pub bucket: u32,
-    /// Empty for rows without money.
-    pub currency: String,
-    pub dims: Vec<String>,
-}
-
-pub fn decode_key(k: &[u8]) -> Result<RowKey, StoreError> {
-    let bad = || StoreError::Corrupt("roll-up key has an unknown layout".into());
-    if k.len() < 8 {
-        return Err(bad());
-    }
-    let bucket = u32::from_be_bytes(k[1..5].try_into().map_err(|_| bad())?);
-    let currency = std::str::from_utf8(&k[5..8])
-        .map_err(|_| bad())?
-        .trim()
-        .to_string();
-    let mut dims = Vec::with_capacity(NDIMS);
-    let mut rest = &k[8..];
-    while let Some((&n, tail)) = rest.split_first() {
-        let n = n as usize;
-        if tail.len() < n {
-            return Err(bad());
-        }
-        dims.push(
-            std::str::from_utf8(&tail[..n])
-                .map_err(|_| bad())?
-                .to_string(),
-        );
-        rest = &tail[n..];
-    }
-    if dims.len() != NDIMS {
-        return Err(bad());
-    }
-    Ok(RowKey {
-        part: k[0],
-        bucket,
-        currency,
-        dims,
-    })
-}
-
-/// Add `delta` to rows (creating them; removing one when it comes to zero).
+/// Add `delta` to rows given by their 15-minute keys (as [`keys`] makes
+/// them), and to the same rows at every coarser level their cube keeps.
+///
+/// Nothing is written yet: the increments are merged into the batch's
+/// [`Pending`] and applied by [`flush`], which the writer calls in the
+/// same transaction just before its commit. So nothing in a write job may
+/// read the roll-up table (none does: reports read it in read
+/// transactions, after the commit).
 pub fn add(ctx: &mut WriteCtx<'_>, keys: &[Vec<u8>], delta: &Counters) -> Result<(), StoreError> {
     if delta.is_zero() {
         return Ok(());
     }
-    let t = ctx.rollups()?;
     for k in keys {
-        add_to(t, k, delta)?;
+        ctx.rollups_pending.add_levels(k, delta);
     }
     Ok(())
 }
 
-fn add_to(t: &mut RollupTable<'_>, key: &[u8], delta: &Counters) -> Result<(), StoreError> {
-    let current = t
-        .get(key)?
-        .map(|v| Counters::decode(v.value()))
-        .transpose()?;
-    let mut c = current.unwrap_or_default();
-    c.add(delta);
-    if c.is_zero() {
-        t.remove(key)?;
-    } else {
-        t.insert(key, c.encode().as_slice())?;
+/// Apply the batch's merged increments (see [`add`]): one read-modify-write
+/// per distinct row. Called by the writer after the batch's last job and
+/// before its commit; when a job fails the batch's transaction is dropped
+/// and its `WriteCtx` with it, so nothing of the failed batch is applied.
+pub(crate) fn flush(ctx: &mut WriteCtx<'_>) -> Result<(), StoreError> {
+    if ctx.rollups_pending.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let mut pending = std::mem::take(&mut ctx.rollups_pending);
+    pending.flush(ctx.rollups()?)
 }
-
-type RollupTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
 /// The sub1..sub5 values of a click: the click parameters the link names.
 pub fn click_subs(link_subs: &[(String, String)], params: &[(String, String)]) -> Vec<String> {
@@ -735,10 +587,12 @@ pub fn on_status_change(
 /// click counted, every conversion placed (its record updated with where
 /// it is counted) and counted with its status history, in `txn` (the
 /// opening transaction, so a crash mid-way leaves no half-built roll-up).
-/// Returns (clicks, conversions) counted.
+/// Returns (clicks, conversions) counted. Every level is built (the
+/// increments merged per row, applied in chunks so memory stays bounded).
 pub fn rebuild(txn: &redb::WriteTransaction) -> Result<(u64, u64), StoreError> {
     use super::{CLICKS, CONVERSIONS, ROLLUPS, records};
     let mut rollups = txn.open_table(ROLLUPS)?;
+    let mut pending = Pending::default();
     let clicks = txn.open_table(CLICKS)?;
     let mut n_clicks = 0u64;
     for row in clicks.iter()? {
@@ -746,7 +600,10 @@ pub fn rebuild(txn: &redb::WriteTransaction) -> Result<(u64, u64), StoreError> {
         let c: ClickRecord = records::decode(v.value())?;
         let (ks, counters) = click_row(&c);
         for k in &ks {
-            add_to(&mut rollups, k, &counters)?;
+            pending.add_levels(k, &counters);
+        }
+        if pending.len() >= FLUSH_ROWS {
+            pending.flush(&mut rollups)?;
         }
         n_clicks += 1;
         if n_clicks.is_multiple_of(100_000) {
@@ -779,7 +636,7 @@ pub fn rebuild(txn: &redb::WriteTransaction) -> Result<(u64, u64), StoreError> {
                 &c.rollup_dims,
             );
             for k in &ks {
-                add_to(&mut rollups, k, &d)?;
+                pending.add_levels(k, &d);
             }
         }
         let mut previous: Option<&str> = None;
@@ -800,13 +657,17 @@ pub fn rebuild(txn: &redb::WriteTransaction) -> Result<(u64, u64), StoreError> {
                     &c.rollup_dims,
                 );
                 for k in &ks {
-                    add_to(&mut rollups, k, &d)?;
+                    pending.add_levels(k, &d);
                 }
             }
             previous = Some(status);
         }
+        if pending.len() >= FLUSH_ROWS {
+            pending.flush(&mut rollups)?;
+        }
         conversions.insert(id.as_str(), records::encode(c).as_slice())?;
     }
+    pending.flush(&mut rollups)?;
     Ok((n_clicks, placed.len() as u64))
 }
 
@@ -826,23 +687,6 @@ mod tests {
         let mut z = c.clone();
         z.add(&c.negated());
         assert!(z.is_zero());
-    }
-
-    #[test]
-    fn keys_round_trip_and_order_by_part_then_time() {
-        let dims: Vec<String> = (0..NDIMS).map(|i| format!("v{i}")).collect();
-        let k = key(Part::ConversionsAtClick, 7, "EUR", &dims);
-        let r = decode_key(&k).unwrap();
-        assert_eq!((r.part, r.bucket, r.currency.as_str()), (2, 7, "EUR"));
-        assert_eq!(r.dims, dims);
-        assert!(key(Part::Clicks, 9, "", &dims) < key(Part::ConversionsAtClick, 0, "", &dims));
-        assert!(key(Part::Clicks, 8, "", &dims) < key(Part::Clicks, 9, "", &dims));
-        assert_eq!(
-            decode_key(&key(Part::Clicks, 1, "", &dims))
-                .unwrap()
-                .currency,
-            ""
-        );
     }
 
     #[test]

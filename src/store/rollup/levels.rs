@@ -1,0 +1,179 @@
+//! Writing the time levels: the batch's merged increments ([`Pending`]),
+//! applied once per row before the commit, and the one-time build of the
+//! coarse levels for a database whose roll-ups have only 15-minute rows.
+
+use std::collections::BTreeMap;
+
+use redb::ReadableTable;
+
+use super::{Counters, Cube, Level, Part, at_level};
+use crate::store::{ROLLUPS, StoreError};
+
+type RollupTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+
+/// The roll-up layout this build writes, kept in `meta` (`rollups_built`):
+/// 1 = 15-minute rows only; 2 = 15-minute, hour and day rows.
+pub const LAYOUT: u8 = 2;
+
+/// Rows merged in memory before a rebuild applies them (bounded memory:
+/// about 250 bytes a row).
+pub const FLUSH_ROWS: usize = 100_000;
+
+/// Roll-up increments not yet applied, merged per row key. A batch of
+/// clicks on a few links shares its hour and day rows, so each is read and
+/// written once per batch instead of once per click; sorted, so the writes
+/// walk the table in key order.
+#[derive(Debug, Default)]
+pub struct Pending {
+    rows: BTreeMap<Vec<u8>, Counters>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn add(&mut self, key: Vec<u8>, delta: &Counters) {
+        match self.rows.get_mut(&key) {
+            Some(acc) => acc.add(delta),
+            None => {
+                self.rows.insert(key, delta.clone());
+            }
+        }
+    }
+
+    /// `delta` into a 15-minute row and the same row at every coarser
+    /// level its cube keeps.
+    pub fn add_levels(&mut self, quarter_key: &[u8], delta: &Counters) {
+        match self.rows.get_mut(quarter_key) {
+            Some(acc) => acc.add(delta),
+            None => {
+                self.rows.insert(quarter_key.to_vec(), delta.clone());
+            }
+        }
+        self.add_coarse(quarter_key, delta);
+    }
+
+    /// `delta` into the coarser rows only (building levels from stored
+    /// 15-minute rows).
+    fn add_coarse(&mut self, quarter_key: &[u8], delta: &Counters) {
+        let Some((cube, _, Level::Quarter)) = quarter_key.first().and_then(|p| Cube::of_prefix(*p))
+        else {
+            return;
+        };
+        for level in &cube.levels()[1..] {
+            self.add(at_level(quarter_key, *level), delta);
+        }
+    }
+
+    /// Apply every merged increment to `t` and empty the set.
+    pub fn flush(&mut self, t: &mut RollupTable<'_>) -> Result<(), StoreError> {
+        for (k, d) in std::mem::take(&mut self.rows) {
+            if !d.is_zero() {
+                add_to(t, &k, &d)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Add `delta` to one stored row (creating it; removing it when it comes
+/// to zero). An existing row is updated in place (one descent of the tree
+/// instead of a get and an insert).
+fn add_to(t: &mut RollupTable<'_>, key: &[u8], delta: &Counters) -> Result<(), StoreError> {
+    let mut zero = false;
+    let found = match t.get_mut(key)? {
+        Some(mut guard) => {
+            let mut c = Counters::decode(guard.value())?;
+            c.add(delta);
+            if c.is_zero() {
+                zero = true;
+            } else {
+                guard.insert(c.encode().as_slice())?;
+            }
+            true
+        }
+        None => false,
+    };
+    if zero {
+        t.remove(key)?;
+    } else if !found {
+        t.insert(key, delta.encode().as_slice())?;
+    }
+    Ok(())
+}
+
+/// Bring the roll-ups of an existing database to [`LAYOUT`], in the opening
+/// transaction (a crash mid-way leaves the old layout, rebuilt at the next
+/// start). `layout`: what `meta` said (`None`: no roll-ups at all).
+pub fn upgrade(txn: &redb::WriteTransaction, layout: Option<u8>) -> Result<(), StoreError> {
+    match layout {
+        None => {
+            tracing::info!(
+                "building report roll-ups from the stored clicks and conversions (once)"
+            );
+            let (clicks, conversions) = super::rebuild(txn)?;
+            tracing::info!(clicks, conversions, "report roll-ups built");
+        }
+        Some(v) if v < LAYOUT => {
+            tracing::info!("adding hour and day rows to the report roll-ups (once)");
+            let rows = build_levels(txn)?;
+            tracing::info!(rows, "report roll-ups: hour and day rows built");
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// Build the hour and day rows from the stored 15-minute rows (not from the
+/// clicks: retention may have purged clicks whose counts the roll-ups keep).
+/// Any coarse row already there is dropped first, so the result is exactly
+/// the sum of the 15-minute rows. Returns the 15-minute rows read (those of
+/// the cubes that keep coarser levels).
+pub fn build_levels(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    const CHUNK: usize = 50_000;
+    let mut t = txn.open_table(ROLLUPS)?;
+    // 15-minute prefixes are 1..=9, coarse ones 17 and up.
+    t.retain_in::<&[u8], _>(&[16u8][..].., |_, _| false)?;
+    let mut pending = Pending::default();
+    let mut n = 0u64;
+    // Only the cubes that keep coarser levels: each one's 15-minute rows
+    // are the prefixes of its three parts, contiguous.
+    for cube in Cube::ALL.into_iter().filter(|c| c.levels().len() > 1) {
+        let mut from: Vec<u8> = vec![cube.prefix(Part::Clicks)];
+        let end = [cube.prefix(Part::ConversionsAtChange) + 1];
+        loop {
+            let mut chunk: Vec<(Vec<u8>, Counters)> = Vec::with_capacity(CHUNK);
+            for row in t.range::<&[u8]>(from.as_slice()..&end[..])? {
+                let (k, v) = row?;
+                chunk.push((k.value().to_vec(), Counters::decode(v.value())?));
+                if chunk.len() == CHUNK {
+                    break;
+                }
+            }
+            let Some((last, _)) = chunk.last() else {
+                break;
+            };
+            // The smallest key after `last`.
+            from = last.clone();
+            from.push(0);
+            for (k, c) in &chunk {
+                pending.add_coarse(k, c);
+            }
+            pending.flush(&mut t)?;
+            let before = n;
+            n += chunk.len() as u64;
+            if n / 1_000_000 != before / 1_000_000 {
+                tracing::info!(rows = n, "building hour and day roll-up rows");
+            }
+            if chunk.len() < CHUNK {
+                break;
+            }
+        }
+    }
+    Ok(n)
+}
