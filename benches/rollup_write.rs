@@ -98,7 +98,8 @@ fn main() {
                     store
                         .write(move |ctx| ingest::record_click(ctx, w))
                         .await
-                        .unwrap();
+                        .unwrap()
+                        .expect("no external ID in this bench");
                     n.fetch_add(1, Ordering::Relaxed);
                 }
             }));

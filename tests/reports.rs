@@ -1068,7 +1068,7 @@ async fn coarse_rows_equal_quarter_rows_for_any_range_and_zone() {
             .store
             .write(move |ctx| {
                 for w in writes {
-                    ingest::record_click(ctx, w)?;
+                    ingest::record_click(ctx, w)?.expect("no external ID in this test");
                 }
                 Ok(())
             })
@@ -1157,7 +1157,7 @@ async fn a_failed_batch_counts_nothing() {
         .app
         .store
         .write(move |ctx| {
-            ingest::record_click(ctx, w)?;
+            ingest::record_click(ctx, w)?.expect("no external ID in this test");
             Err(postbackd::store::StoreError::Unavailable("injected".into()))
         })
         .await;
@@ -1178,7 +1178,8 @@ async fn a_failed_batch_counts_nothing() {
         .store
         .write(move |ctx| ingest::record_click(ctx, w))
         .await
-        .unwrap();
+        .unwrap()
+        .expect("no external ID in this test");
     let rep = report(&s, "group_by=day&from=2026-11-20&to=2026-11-20").await;
     assert_eq!(rep["totals"]["clicks"], 1, "{rep}");
     s.stop().await;
