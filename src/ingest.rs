@@ -33,6 +33,22 @@ pub struct RawRequest {
     pub user_agent: Option<String>,
 }
 
+/// A stored request, taken again as it arrived (replays).
+impl From<EventRecord> for RawRequest {
+    fn from(ev: EventRecord) -> Self {
+        RawRequest {
+            method: ev.method,
+            path: ev.path,
+            query: ev.query,
+            content_type: ev.content_type,
+            body: ev.body,
+            body_truncated: ev.body_truncated,
+            remote_ip: ev.remote_ip,
+            user_agent: ev.user_agent,
+        }
+    }
+}
+
 /// The answer to a postback, as decided in the writer. The JSON body is
 /// built from it by [`Outcome::body`] on the handler's thread, not in the
 /// writer, which is the serial part of the ingest path.
@@ -902,19 +918,11 @@ pub fn replay(
     } else {
         parsed
     };
-    let raw = RawRequest {
-        method: ev.method,
-        path: ev.path,
-        query: ev.query,
-        content_type: ev.content_type,
-        body: ev.body,
-        body_truncated: ev.body_truncated,
-        remote_ip: ev.remote_ip,
-        user_agent: ev.user_agent,
-    };
+    let source_id = ev.source_id;
+    let raw = RawRequest::from(ev);
     Ok(record_postback(
         ctx,
-        ev.source_id,
+        source_id,
         raw,
         parsed,
         Some(event_id.to_string()),
@@ -958,19 +966,11 @@ fn replay_ipn(
         }
     };
     let include_tests = source.ipn.as_ref().is_some_and(|s| s.include_tests);
-    let raw = RawRequest {
-        method: ev.method,
-        path: ev.path,
-        query: ev.query,
-        content_type: ev.content_type,
-        body: ev.body,
-        body_truncated: ev.body_truncated,
-        remote_ip: ev.remote_ip,
-        user_agent: ev.user_agent,
-    };
+    let source_id = ev.source_id;
+    let raw = RawRequest::from(ev);
     record_ipn(
         ctx,
-        ev.source_id,
+        source_id,
         raw,
         decoded,
         include_tests,
