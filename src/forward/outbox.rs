@@ -66,38 +66,17 @@ pub fn enqueue(
             destination_id: dest,
             conversion_id: conversion_id.to_string(),
             status: conv.status.clone(),
-            event_type: event_type.to_string(),
-            state: PENDING.into(),
-            attempts: 0,
-            created_ms: now_ms,
-            next_ms: now_ms,
-            last_attempt_ms: None,
-            last_status: None,
-            last_error: None,
-            delivered_ms: None,
-            log: Vec::new(),
-            retry_requested: false,
-            superseded_ms: None,
-            alert_id: None,
-            notice: None,
+            ..new_pending(event_type, now_ms)
         };
         put_pending(ctx, &id, &d)?;
     }
     Ok(())
 }
 
-/// Queue an alert's notification (`alert.fired` or `alert.resolved`) in
-/// the transaction that changes the alert's state; returns the delivery
-/// ID. It is retried and shown like any delivery (destination 0).
-pub fn enqueue_notice(
-    ctx: &mut WriteCtx<'_>,
-    alert_id: u64,
-    event_type: &str,
-    text: &str,
-    now_ms: u64,
-) -> Result<String, StoreError> {
-    let id = ids::new_id(now_ms);
-    let d = DeliveryRecord {
+/// A delivery not yet attempted, due now: what a conversion's delivery
+/// and an alert's notification share.
+fn new_pending(event_type: &str, now_ms: u64) -> DeliveryRecord {
+    DeliveryRecord {
         destination_id: 0,
         conversion_id: String::new(),
         status: String::new(),
@@ -113,8 +92,26 @@ pub fn enqueue_notice(
         log: Vec::new(),
         retry_requested: false,
         superseded_ms: None,
+        alert_id: None,
+        notice: None,
+    }
+}
+
+/// Queue an alert's notification (`alert.fired` or `alert.resolved`) in
+/// the transaction that changes the alert's state; returns the delivery
+/// ID. It is retried and shown like any delivery (destination 0).
+pub fn enqueue_notice(
+    ctx: &mut WriteCtx<'_>,
+    alert_id: u64,
+    event_type: &str,
+    text: &str,
+    now_ms: u64,
+) -> Result<String, StoreError> {
+    let id = ids::new_id(now_ms);
+    let d = DeliveryRecord {
         alert_id: Some(alert_id),
         notice: Some(text.to_string()),
+        ..new_pending(event_type, now_ms)
     };
     put_pending(ctx, &id, &d)?;
     Ok(id)
