@@ -11,6 +11,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::assets;
 use super::session::Viewer;
 use crate::http::{Resp, full};
+use crate::manage;
 
 /// No inline script or style, nothing from another origin, no framing.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -206,6 +207,20 @@ pub enum Tone {
     Warn,
     Bad,
     Plain,
+}
+
+/// A domain error's sentence beside the form field it concerns (`field_of`
+/// maps the page's error codes to its fields); nothing for other fields.
+pub fn field_error(
+    err: Option<&manage::Error>,
+    field: &str,
+    field_of: fn(&str) -> &'static str,
+) -> Markup {
+    html! {
+        @if let Some(e) = err.filter(|e| field_of(e.code) == field) {
+            span.err id=(format!("{field}-err")) role="alert" { (e.message) }
+        }
+    }
 }
 
 /// A copy button (shown by app.js; without JS the text is selectable).

@@ -32,11 +32,7 @@ fn field_of(code: &str) -> &'static str {
 }
 
 fn err_for(err: Option<&manage::Error>, field: &str) -> Markup {
-    html! {
-        @if let Some(e) = err.filter(|e| field_of(e.code) == field) {
-            span.err id=(format!("{field}-err")) role="alert" { (e.message) }
-        }
-    }
+    super::layout::field_error(err, field, field_of)
 }
 
 fn url(app: &App, l: &LinkEntry) -> String {

@@ -339,11 +339,7 @@ pub async fn csv(app: &App, q: &Form) -> Resp {
 }
 
 fn field_error(err: Option<&manage::Error>, field: &str) -> Markup {
-    html! {
-        @if let Some(e) = err.filter(|e| field_of(e.code) == field) {
-            span.err id=(format!("{field}-err")) role="alert" { (e.message) }
-        }
-    }
+    super::layout::field_error(err, field, field_of)
 }
 
 fn dim_select(name: &str, label: &str, current: Option<&String>, optional: bool) -> Markup {

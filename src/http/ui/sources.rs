@@ -46,11 +46,7 @@ fn postback_url(app: &App, viewer: &Viewer, s: &SourceEntry) -> String {
 }
 
 fn err_for(err: Option<&manage::Error>, field: &str) -> Markup {
-    html! {
-        @if let Some(e) = err.filter(|e| field_of(e.code) == field) {
-            span.err id=(format!("{field}-err")) role="alert" { (e.message) }
-        }
-    }
+    super::layout::field_error(err, field, field_of)
 }
 
 fn create_form(viewer: &Viewer, f: &Form, err: Option<&manage::Error>) -> Markup {
