@@ -65,21 +65,53 @@ pub fn bucket_of(ms: u64) -> u32 {
     u32::try_from(ms / BUCKET_MS).unwrap_or(TOTAL - 1)
 }
 
-fn bump(ctx: &mut WriteCtx<'_>, k: &[u8], by: u64) -> Result<(), StoreError> {
-    let t = ctx.health()?;
-    let n = t.get(k)?.map_or(0, |v| v.value());
-    t.insert(k, n.saturating_add(by))?;
-    Ok(())
+/// Counter increments of a write batch, merged per row and applied once
+/// just before the batch commits ([`flush`]): a batch of postbacks from one
+/// source shares its bucket and total rows, so each is read and written
+/// once per batch instead of three times per postback. Nothing in a write
+/// job reads the counters (reports of health read them after the commit).
+#[derive(Debug, Default)]
+pub struct Pending {
+    counts: std::collections::BTreeMap<Vec<u8>, u64>,
+    /// Each source's newest postback time in the batch.
+    last: std::collections::BTreeMap<u64, u64>,
+}
+
+impl Pending {
+    fn bump(&mut self, k: Vec<u8>, by: u64) {
+        let n = self.counts.entry(k).or_insert(0);
+        *n = n.saturating_add(by);
+    }
 }
 
 /// Count one postback result (`matched`, `duplicate`, a refusal code...)
 /// of `source` at `ms`, and remember it as the source's last postback.
 pub fn count(ctx: &mut WriteCtx<'_>, source: u64, result: &str, ms: u64) -> Result<(), StoreError> {
-    bump(ctx, &key(bucket_of(ms), source, result), 1)?;
-    bump(ctx, &key(TOTAL, source, result), 1)?;
+    let p = &mut ctx.health_pending;
+    p.bump(key(bucket_of(ms), source, result), 1);
+    p.bump(key(TOTAL, source, result), 1);
     if source != GLOBAL {
+        let last = p.last.entry(source).or_insert(0);
+        *last = (*last).max(ms);
+    }
+    Ok(())
+}
+
+/// Apply the batch's merged counts ([`count`]): one read-modify-write per
+/// distinct row. Called by the writer after the batch's last job and before
+/// its commit (a failed batch drops them with its transaction).
+pub(crate) fn flush(ctx: &mut WriteCtx<'_>) -> Result<(), StoreError> {
+    let p = std::mem::take(&mut ctx.health_pending);
+    if p.counts.is_empty() && p.last.is_empty() {
+        return Ok(());
+    }
+    let t = ctx.health()?;
+    for (k, by) in p.counts {
+        let n = t.get(k.as_slice())?.map_or(0, |v| v.value());
+        t.insert(k.as_slice(), n.saturating_add(by))?;
+    }
+    for (source, ms) in p.last {
         let k = key(LAST, source, "");
-        let t = ctx.health()?;
         let prev = t.get(k.as_slice())?.map_or(0, |v| v.value());
         t.insert(k.as_slice(), prev.max(ms))?;
     }
@@ -88,6 +120,9 @@ pub fn count(ctx: &mut WriteCtx<'_>, source: u64, result: &str, ms: u64) -> Resu
 
 /// Forget buckets older than [`KEEP_MS`] before `now_ms`.
 pub fn prune(ctx: &mut WriteCtx<'_>, now_ms: u64) -> Result<(), StoreError> {
+    // Counts merged earlier in this batch first, so none lands in a
+    // bucket after it was pruned.
+    flush(ctx)?;
     let cutoff = bucket_of(now_ms.saturating_sub(KEEP_MS)).to_be_bytes();
     ctx.health()?.retain_in(..cutoff.as_slice(), |_, _| false)?;
     Ok(())

@@ -258,6 +258,9 @@ pub struct WriteCtx<'t> {
     /// Roll-up increments of the batch, applied just before its commit
     /// (`rollup::add`, `rollup::flush`).
     rollups_pending: rollup::Pending,
+    /// Health counter increments of the batch, applied with the roll-ups
+    /// (`health::count`, `health::flush`).
+    health_pending: health::Pending,
 }
 
 impl WriteCtx<'_> {
@@ -822,6 +825,7 @@ fn run_batch(
             base: cell.load(),
             changed: None,
             rollups_pending: rollup::Pending::default(),
+            health_pending: health::Pending::default(),
         };
         for job in batch.iter_mut() {
             // One failed job aborts the transaction (dropping `txn` rolls
@@ -831,6 +835,7 @@ fn run_batch(
         }
         // In the same transaction as what they count, after every job.
         rollup::flush(&mut ctx)?;
+        health::flush(&mut ctx)?;
         (ctx.changed, ctx.wake_forwarder)
     };
     let (changed, wake) = changed;
