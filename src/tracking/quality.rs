@@ -88,6 +88,37 @@ pub fn warm() {
 /// carried a prefetch header ([`is_prefetch`]).
 pub fn classify(user_agent: Option<&str>, head: bool, prefetch: bool) -> Quality {
     let ua = user_agent.map(str::trim).unwrap_or("");
+    let mut q = if ua.len() <= CACHED_UA_LEN {
+        match CACHE.get(ua) {
+            Some(q) => q,
+            None => {
+                let q = parse_agent(ua);
+                CACHE.insert(ua.to_string(), q.clone());
+                q
+            }
+        }
+    } else {
+        parse_agent(ua)
+    };
+    if head || prefetch {
+        q.bot = true;
+        q.device = BOT;
+    }
+    q
+}
+
+/// User agents up to this length are cached (real browsers' are 100-300
+/// bytes; a longer one is parsed every time, so the cache's memory stays
+/// bounded: at most [`CACHED_AGENTS`] × this).
+const CACHED_UA_LEN: usize = 512;
+/// How many user agents' verdicts are kept (about 1 MiB at most).
+const CACHED_AGENTS: usize = 2048;
+
+static CACHE: LazyLock<quick_cache::sync::Cache<String, Quality>> =
+    LazyLock::new(|| quick_cache::sync::Cache::new(CACHED_AGENTS));
+
+/// What the user agent alone says (the part [`classify`] caches).
+fn parse_agent(ua: &str) -> Quality {
     let p = &*PARSERS;
     let browser = p
         .browser
@@ -99,7 +130,7 @@ pub fn classify(user_agent: Option<&str>, head: bool, prefetch: bool) -> Quality
             .map(|v| v.os.into_owned())
             .filter(|f| f != "Other");
     // No user agent at all is a script; real browsers always send one.
-    let bot = ua.is_empty() || head || prefetch || p.bots.is_bot(ua);
+    let bot = ua.is_empty() || p.bots.is_bot(ua);
     let device = if bot {
         BOT
     } else {
@@ -210,6 +241,24 @@ pub fn is_unique(previous_ms: Option<u64>, now_ms: u64, window_ms: u64) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_verdicts_equal_parsed_ones_and_keep_head_apart() {
+        for ua in [CHROME_DESKTOP, IPHONE_SAFARI, GOOGLEBOT, ""] {
+            let parsed = parse_agent(ua);
+            // The first call fills the cache, the second reads it.
+            assert_eq!(classify(Some(ua), false, false), parsed, "{ua}");
+            assert_eq!(classify(Some(ua), false, false), parsed, "{ua}");
+        }
+        // A HEAD or prefetch makes this click a bot, not the agent's later
+        // clicks.
+        assert!(classify(Some(IPAD), true, false).bot);
+        assert!(classify(Some(IPAD), false, true).bot);
+        assert_eq!(classify(Some(IPAD), false, false).device, TABLET);
+        // Agents too long to cache are still parsed.
+        let long = format!("{ANDROID_CHROME} {}", "x".repeat(CACHED_UA_LEN));
+        assert_eq!(classify(Some(&long), false, false).device, MOBILE);
+    }
 
     /// Realistic user agents, one per kind of click a tracker sees.
     const CHROME_DESKTOP: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
