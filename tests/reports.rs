@@ -936,6 +936,7 @@ async fn rollups_are_rebuilt_for_a_database_from_before_them() {
         "group_by=day&from=2026-11-05&to=2026-11-07&time_basis=click",
         "group_by=day&from=2026-11-05&to=2026-11-07&time_basis=conversion",
         "group_by=source,campaign&from=2026-11-05&to=2026-11-07",
+        "group_by=sub1,event&from=2026-11-05&to=2026-11-07&tz=Asia/Kolkata",
     ];
     let mut before = Vec::new();
     for q in queries {

@@ -309,10 +309,10 @@ pub fn run_at(
         Dim::Time(_) => None,
     });
     let cube = Cube::for_dims(stored);
-    let kept: Vec<Level> = cube
-        .levels()
-        .iter()
-        .copied()
+    // The sub-ID cube has no 15-minute rows: the full cube's stand in.
+    let kept: Vec<Level> = [Level::Quarter, Level::Hour, Level::Day]
+        .into_iter()
+        .filter(|l| *l == Level::Quarter || cube.levels().contains(l))
         .filter(|l| levels.is_none_or(|ls| ls.contains(l)))
         .collect();
     let runs: Vec<(u32, u32, Option<range::TimeNames>)> = if time_dims.is_empty() {
@@ -332,7 +332,12 @@ pub fn run_at(
         for (s, e, time) in &runs {
             let time = time.as_ref();
             for (level, from, to) in rollup::cover(*s, *e, &kept) {
-                let prefix = cube.prefix_at(part, level);
+                let read = if level == Level::Quarter {
+                    cube.quarter_source()
+                } else {
+                    cube
+                };
+                let prefix = read.prefix_at(part, level);
                 let lo = [&[prefix][..], &from.to_be_bytes()].concat();
                 let hi = [&[prefix][..], &to.to_be_bytes()].concat();
                 for row in t.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {

@@ -34,10 +34,26 @@ pub enum Cube {
     Lean = 1,
     /// Source, link, campaign and event only.
     Links = 2,
+    /// Source, sub1 and event: the zone report (`group_by=sub1`), which
+    /// in the full cube reads about a row per click. Its link value is
+    /// only a mark ([`MATCHED`]) telling a click's rows and matched
+    /// conversions from unmatched ones (reports leave those out of rows
+    /// grouped by a click's dimensions). It has no 15-minute rows of its
+    /// own: its hour and day rows are summed from the full cube's
+    /// 15-minute rows, which a report reads for the edges of its range.
+    Subs = 3,
 }
 
+/// The link value of a [`Cube::Subs`] row counting clicks or matched
+/// conversions (a control character: no real link slug has one).
+pub const MATCHED: &str = "\u{1}";
+/// Index of sub1 in [`super::DIMS`].
+const SUB1: usize = 13;
+
 impl Cube {
-    pub const ALL: [Cube; 3] = [Cube::Full, Cube::Lean, Cube::Links];
+    pub const ALL: [Cube; 4] = [Cube::Full, Cube::Lean, Cube::Links, Cube::Subs];
+    /// The cubes with 15-minute rows: where every count is written first.
+    pub const WITH_QUARTERS: [Cube; 3] = [Cube::Full, Cube::Lean, Cube::Links];
 
     /// Does this cube keep the dimension at `index` (in [`super::DIMS`])?
     pub fn keeps(self, index: usize) -> bool {
@@ -45,15 +61,36 @@ impl Cube {
             Cube::Full => true,
             Cube::Lean => !(7..=17).contains(&index),
             Cube::Links => matches!(index, 0 | 1 | 2 | 18),
+            Cube::Subs => matches!(index, 0 | SUB1 | 18),
         }
     }
 
     /// The smallest cube keeping every dimension in `needed`.
     pub fn for_dims(needed: impl Iterator<Item = usize> + Clone) -> Cube {
-        [Cube::Links, Cube::Lean]
+        [Cube::Links, Cube::Lean, Cube::Subs]
             .into_iter()
             .find(|c| needed.clone().all(|i| c.keeps(i)))
             .unwrap_or(Cube::Full)
+    }
+
+    /// The cube whose 15-minute rows a report reads for this cube at the
+    /// 15-minute level (its own, but for [`Cube::Subs`]).
+    pub fn quarter_source(self) -> Cube {
+        match self {
+            Cube::Subs => Cube::Full,
+            c => c,
+        }
+    }
+
+    /// The (cube, level) rows every 15-minute row of this cube also counts
+    /// in: its own coarser levels, and for the full cube the sub-ID cube's.
+    pub fn derived(self) -> &'static [(Cube, Level)] {
+        match self {
+            Cube::Full => &[(Cube::Subs, Level::Hour), (Cube::Subs, Level::Day)],
+            Cube::Lean => &[(Cube::Lean, Level::Hour), (Cube::Lean, Level::Day)],
+            Cube::Links => &[(Cube::Links, Level::Hour), (Cube::Links, Level::Day)],
+            Cube::Subs => &[],
+        }
     }
 
     /// The first key byte of a part of this cube's 15-minute rows.
@@ -82,6 +119,7 @@ impl Cube {
         match self {
             Cube::Full => &[Level::Quarter],
             Cube::Lean | Cube::Links => &[Level::Quarter, Level::Hour, Level::Day],
+            Cube::Subs => &[Level::Hour, Level::Day],
         }
     }
 
@@ -94,7 +132,7 @@ impl Cube {
             _ => return None,
         };
         let r = p % 16;
-        if !(1..=9).contains(&r) {
+        if !(1..=12).contains(&r) {
             return None;
         }
         let cube = Cube::ALL[usize::from((r - 1) / 3)];
@@ -128,6 +166,29 @@ impl Level {
             Level::Day => 96,
         }
     }
+}
+
+/// The key of a 15-minute row of `from` (a full-cube key for
+/// [`Cube::Subs`]) as a row of `to` at a coarser `level`.
+pub fn derived_key(quarter_key: &[u8], to: Cube, level: Level) -> Vec<u8> {
+    if to != Cube::Subs {
+        return at_level(quarter_key, level);
+    }
+    let Ok(v) = view_key(quarter_key) else {
+        return at_level(quarter_key, level);
+    };
+    let (_, part, _) = Cube::of_prefix(quarter_key[0]).unwrap_or((Cube::Full, Part::Clicks, level));
+    let mut dims = [""; NDIMS];
+    for (i, d) in v.dims.iter().enumerate() {
+        if to.keeps(i) {
+            dims[i] = d;
+        }
+    }
+    if !v.dims[super::LINK].is_empty() {
+        dims[super::LINK] = MATCHED;
+    }
+    let b = v.bucket - v.bucket % level.buckets();
+    key_in(to.prefix_at(part, level), b, v.currency, &dims)
 }
 
 /// The key of the same row at a coarser `level`: the prefix of that level,
@@ -170,9 +231,10 @@ pub fn cover(b0: u32, b1: u32, levels: &[Level]) -> Vec<(Level, u32, u32)> {
     out
 }
 
-/// The keys every count goes to: one row per cube.
+/// The 15-minute keys every count goes to: one row per cube that has
+/// them ([`super::Pending::add_levels`] adds the coarser rows).
 pub fn keys(part: Part, bucket: u32, currency: &str, dims: &[String]) -> [Vec<u8>; 3] {
-    Cube::ALL.map(|cube| {
+    Cube::WITH_QUARTERS.map(|cube| {
         let kept: Vec<&str> = dims
             .iter()
             .enumerate()

@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 
 use redb::ReadableTable;
 
-use super::{Counters, Cube, Level, Part, at_level};
+use super::{Counters, Cube, Level, Part, derived_key};
 use crate::store::{ROLLUPS, StoreError};
 
 type RollupTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
 /// The roll-up layout this build writes, kept in `meta` (`rollups_built`):
-/// 1 = 15-minute rows only; 2 = 15-minute, hour and day rows.
-pub const LAYOUT: u8 = 2;
+/// 1 = 15-minute rows only; 2 = 15-minute, hour and day rows; 3 = and the
+/// sub-ID cube's hour and day rows.
+pub const LAYOUT: u8 = 3;
 
 /// Rows merged in memory before a rebuild applies them (bounded memory:
 /// about 250 bytes a row).
@@ -65,8 +66,8 @@ impl Pending {
         else {
             return;
         };
-        for level in &cube.levels()[1..] {
-            self.add(at_level(quarter_key, *level), delta);
+        for (to, level) in cube.derived() {
+            self.add(derived_key(quarter_key, *to, *level), delta);
         }
     }
 
@@ -120,7 +121,7 @@ pub fn upgrade(txn: &redb::WriteTransaction, layout: Option<u8>) -> Result<(), S
             tracing::info!(clicks, conversions, "report roll-ups built");
         }
         Some(v) if v < LAYOUT => {
-            tracing::info!("adding hour and day rows to the report roll-ups (once)");
+            tracing::info!("building the hour and day rows of the report roll-ups (once)");
             let rows = build_levels(txn)?;
             tracing::info!(rows, "report roll-ups: hour and day rows built");
         }
@@ -141,9 +142,10 @@ pub fn build_levels(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
     t.retain_in::<&[u8], _>(&[16u8][..].., |_, _| false)?;
     let mut pending = Pending::default();
     let mut n = 0u64;
-    // Only the cubes that keep coarser levels: each one's 15-minute rows
-    // are the prefixes of its three parts, contiguous.
-    for cube in Cube::ALL.into_iter().filter(|c| c.levels().len() > 1) {
+    // Only the cubes whose 15-minute rows feed coarser rows (their own, or
+    // the sub-ID cube's): each one's 15-minute rows are the prefixes of its
+    // three parts, contiguous.
+    for cube in Cube::ALL.into_iter().filter(|c| !c.derived().is_empty()) {
         let mut from: Vec<u8> = vec![cube.prefix(Part::Clicks)];
         let end = [cube.prefix(Part::ConversionsAtChange) + 1];
         loop {
