@@ -39,7 +39,7 @@ pub enum Cube {
     /// only a mark ([`MATCHED`]) telling a click's rows and matched
     /// conversions from unmatched ones (reports leave those out of rows
     /// grouped by a click's dimensions). It has no 15-minute rows of its
-    /// own: its hour and day rows are summed from the full cube's
+    /// own: its hour, day and week rows are summed from the full cube's
     /// 15-minute rows, which a report reads for the edges of its range.
     Subs = 3,
 }
@@ -86,7 +86,11 @@ impl Cube {
     /// in: its own coarser levels, and for the full cube the sub-ID cube's.
     pub fn derived(self) -> &'static [(Cube, Level)] {
         match self {
-            Cube::Full => &[(Cube::Subs, Level::Hour), (Cube::Subs, Level::Day)],
+            Cube::Full => &[
+                (Cube::Subs, Level::Hour),
+                (Cube::Subs, Level::Day),
+                (Cube::Subs, Level::Week),
+            ],
             Cube::Lean => &[(Cube::Lean, Level::Hour), (Cube::Lean, Level::Day)],
             Cube::Links => &[(Cube::Links, Level::Hour), (Cube::Links, Level::Day)],
             Cube::Subs => &[],
@@ -119,7 +123,9 @@ impl Cube {
         match self {
             Cube::Full => &[Level::Quarter],
             Cube::Lean | Cube::Links => &[Level::Quarter, Level::Hour, Level::Day],
-            Cube::Subs => &[Level::Hour, Level::Day],
+            // Week rows too: a zone report's rows are one per zone and
+            // period, and a month has 4 weeks against 30 days.
+            Cube::Subs => &[Level::Hour, Level::Day, Level::Week],
         }
     }
 
@@ -129,6 +135,7 @@ impl Cube {
             0 => Level::Quarter,
             1 => Level::Hour,
             2 => Level::Day,
+            3 => Level::Week,
             _ => return None,
         };
         let r = p % 16;
@@ -155,6 +162,9 @@ pub enum Level {
     Quarter = 0,
     Hour = 1,
     Day = 2,
+    /// Seven UTC days from the epoch (Thursday 00:00 UTC to Thursday): not
+    /// calendar weeks, only a coarser step that [`cover`] fits into a range.
+    Week = 3,
 }
 
 impl Level {
@@ -164,6 +174,7 @@ impl Level {
             Level::Quarter => 1,
             Level::Hour => 4,
             Level::Day => 96,
+            Level::Week => 7 * 96,
         }
     }
 }
@@ -383,18 +394,25 @@ mod tests {
                 (Level::Quarter, 384, 394),
             ]
         );
-        // Every bucket is covered once, for any range.
-        for b0 in (0..300).step_by(7) {
-            for b1 in (b0 + 1..b0 + 400).step_by(13) {
-                let mut x = b0;
-                for (l, from, to) in cover(b0, b1, &all) {
-                    assert_eq!(from, x);
-                    assert!(from.is_multiple_of(l.buckets()) && to.is_multiple_of(l.buckets()));
-                    x = to;
+        // Every bucket is covered once, for any range, with or without
+        // week rows.
+        let weeks = [Level::Quarter, Level::Hour, Level::Day, Level::Week];
+        for levels in [&all[..], &weeks[..]] {
+            for b0 in (0..300).step_by(7) {
+                for b1 in (b0 + 1..b0 + 2000).step_by(13) {
+                    let mut x = b0;
+                    for (l, from, to) in cover(b0, b1, levels) {
+                        assert_eq!(from, x);
+                        assert!(from.is_multiple_of(l.buckets()) && to.is_multiple_of(l.buckets()));
+                        x = to;
+                    }
+                    assert_eq!(x, b1);
                 }
-                assert_eq!(x, b1);
             }
         }
+        // 30 days from a Monday: whole weeks where they fit.
+        let c = cover(4 * 96, 34 * 96, &weeks);
+        assert!(c.contains(&(Level::Week, 7 * 96, 4 * 7 * 96)), "{c:?}");
     }
 
     #[test]
@@ -405,7 +423,7 @@ mod tests {
                 Part::ConversionsAtClick,
                 Part::ConversionsAtChange,
             ] {
-                for level in [Level::Quarter, Level::Hour, Level::Day] {
+                for level in [Level::Quarter, Level::Hour, Level::Day, Level::Week] {
                     let p = cube.prefix_at(part, level);
                     assert_eq!(Cube::of_prefix(p), Some((cube, part, level)));
                 }

@@ -13,7 +13,7 @@ type RollupTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
 /// The roll-up layout this build writes, kept in `meta` (`rollups_built`):
 /// 1 = 15-minute rows only; 2 = 15-minute, hour and day rows; 3 = and the
-/// sub-ID cube's hour and day rows.
+/// sub-ID cube's hour, day and week rows.
 pub const LAYOUT: u8 = 3;
 
 /// Rows merged in memory before a rebuild applies them (bounded memory:
