@@ -19,7 +19,8 @@
 # BIN (or ICOUNT_BIN): the postbackd binary; by default this builds the one
 # the baseline is taken from: the release-lto musl build (the shipped
 # binary) with its symbols kept (profile.release-lto.strip=false: stripping
-# removes the symbol table, not one instruction, and the phases need names).
+# removes the symbol table, not one instruction, and the phases need names;
+# the build needs musl-gcc and the musl target, README "Install").
 # N (or ICOUNT_N): requests per write workload, default 2000; the figures
 # move by 1-4% between 1000 and 5000 (a B-tree gains a level), so --check
 # measures with the baseline's N. ICOUNT_REPORTS: report queries, default
