@@ -3,7 +3,8 @@
 # seed a source, a link and one click.
 #
 #   start_postbackd BIN PORT DATA_DIR LOG   -> sets SPID, API, H (auth header)
-#                                              (EXTRA_ARGS: more serve flags)
+#                                              (EXTRA_ARGS: more serve flags;
+#                                              START_TRIES: 0.1 s waits, default 100)
 #   seed_postbackd                          -> sets KEY (source key), CLICK
 BENCH_TOKEN=bench-admin-token-0123456789
 
@@ -14,7 +15,7 @@ start_postbackd() {
   SPID=$!
   API=http://127.0.0.1:$2
   H="Authorization: Bearer $BENCH_TOKEN"
-  for _ in $(seq 100); do curl -sf "$API/healthz" >/dev/null && return 0; sleep 0.1; done
+  for _ in $(seq "${START_TRIES:-100}"); do curl -sf "$API/healthz" >/dev/null && return 0; sleep 0.1; done
   echo "postbackd did not start; its log:" >&2
   cat "$4" >&2
   return 1
