@@ -229,7 +229,7 @@ pub struct ClickWrite {
     /// The external ID to index (`store::EXTERNAL_IDS`), when the caller
     /// gave one.
     external_id: Option<String>,
-    rows: [Vec<u8>; 3],
+    rows: rollup::RowKeys,
     counters: rollup::Counters,
     /// The visitor's keyed hash, when `unique` is still to be decided: the
     /// writer decides it, so two racing clicks of one visitor cannot both

@@ -52,8 +52,6 @@ const SUB1: usize = 13;
 
 impl Cube {
     pub const ALL: [Cube; 4] = [Cube::Full, Cube::Lean, Cube::Links, Cube::Subs];
-    /// The cubes with 15-minute rows: where every count is written first.
-    pub const WITH_QUARTERS: [Cube; 3] = [Cube::Full, Cube::Lean, Cube::Links];
 
     /// Does this cube keep the dimension at `index` (in [`super::DIMS`])?
     pub fn keeps(self, index: usize) -> bool {
@@ -82,19 +80,10 @@ impl Cube {
         }
     }
 
-    /// The (cube, level) rows every 15-minute row of this cube also counts
-    /// in: its own coarser levels, and for the full cube the sub-ID cube's.
-    pub fn derived(self) -> &'static [(Cube, Level)] {
-        match self {
-            Cube::Full => &[
-                (Cube::Subs, Level::Hour),
-                (Cube::Subs, Level::Day),
-                (Cube::Subs, Level::Week),
-            ],
-            Cube::Lean => &[(Cube::Lean, Level::Hour), (Cube::Lean, Level::Day)],
-            Cube::Links => &[(Cube::Links, Level::Hour), (Cube::Links, Level::Day)],
-            Cube::Subs => &[],
-        }
+    /// Does this cube store 15-minute rows? (The sub-ID cube's 15-minute
+    /// key is only where its coarser keys are made from.)
+    pub fn has_quarters(self) -> bool {
+        self != Cube::Subs
     }
 
     /// The first key byte of a part of this cube's 15-minute rows.
@@ -179,27 +168,25 @@ impl Level {
     }
 }
 
-/// The key of a 15-minute row of `from` (a full-cube key for
-/// [`Cube::Subs`]) as a row of `to` at a coarser `level`.
-pub fn derived_key(quarter_key: &[u8], to: Cube, level: Level) -> Vec<u8> {
-    if to != Cube::Subs {
-        return at_level(quarter_key, level);
+/// The sub-ID cube's 15-minute key for a full-cube 15-minute key (the
+/// roll-up migration builds that cube from the full cube's rows); `None`
+/// for a key this build cannot read (none it writes).
+pub fn subs_key(full_quarter_key: &[u8]) -> Option<Vec<u8>> {
+    let v = view_key(full_quarter_key).ok()?;
+    let (_, part, _) = Cube::of_prefix(*full_quarter_key.first()?)?;
+    let dims: Vec<&str> = (0..NDIMS).map(|i| subs_value(i, v.dims[i])).collect();
+    Some(key_in(Cube::Subs.prefix(part), v.bucket, v.currency, &dims))
+}
+
+/// The value the sub-ID cube keeps of dimension `i`.
+fn subs_value(i: usize, v: &str) -> &str {
+    if i == super::LINK {
+        if v.is_empty() { "" } else { MATCHED }
+    } else if Cube::Subs.keeps(i) {
+        v
+    } else {
+        ""
     }
-    let Ok(v) = view_key(quarter_key) else {
-        return at_level(quarter_key, level);
-    };
-    let (_, part, _) = Cube::of_prefix(quarter_key[0]).unwrap_or((Cube::Full, Part::Clicks, level));
-    let mut dims = [""; NDIMS];
-    for (i, d) in v.dims.iter().enumerate() {
-        if to.keeps(i) {
-            dims[i] = d;
-        }
-    }
-    if !v.dims[super::LINK].is_empty() {
-        dims[super::LINK] = MATCHED;
-    }
-    let b = v.bucket - v.bucket % level.buckets();
-    key_in(to.prefix_at(part, level), b, v.currency, &dims)
 }
 
 /// The key of the same row at a coarser `level`: the prefix of that level,
@@ -242,14 +229,21 @@ pub fn cover(b0: u32, b1: u32, levels: &[Level]) -> Vec<(Level, u32, u32)> {
     out
 }
 
-/// The 15-minute keys every count goes to: one row per cube that has
-/// them ([`super::Pending::add_levels`] adds the coarser rows).
-pub fn keys(part: Part, bucket: u32, currency: &str, dims: &[String]) -> [Vec<u8>; 3] {
-    Cube::WITH_QUARTERS.map(|cube| {
+/// The 15-minute keys of a count, one per cube
+/// ([`super::Pending::add_levels`] stores them and adds the coarser rows).
+pub type RowKeys = [Vec<u8>; 4];
+
+/// The 15-minute keys every count goes to (see [`RowKeys`]).
+pub fn keys(part: Part, bucket: u32, currency: &str, dims: &[String]) -> RowKeys {
+    Cube::ALL.map(|cube| {
         let kept: Vec<&str> = dims
             .iter()
             .enumerate()
-            .map(|(i, d)| if cube.keeps(i) { d.as_str() } else { "" })
+            .map(|(i, d)| match cube {
+                Cube::Subs => subs_value(i, d),
+                _ if cube.keeps(i) => d.as_str(),
+                _ => "",
+            })
             .collect();
         key_in(cube.prefix(part), bucket, currency, &kept)
     })
@@ -439,6 +433,41 @@ mod tests {
         let h = decode_key(&at_level(&k, Level::Hour)).unwrap();
         assert_eq!(h.bucket, 96 * 3 + 44);
         assert_eq!(h.dims, dims);
+    }
+
+    #[test]
+    fn zone_rows_keep_source_sub1_event_and_whether_matched() {
+        let dims: Vec<String> = (0..NDIMS).map(|i| format!("v{i}")).collect();
+        let q = key(Part::ConversionsAtClick, 96 * 9 + 5, "EUR", &dims);
+        let sq = subs_key(&q).unwrap();
+        assert_eq!(
+            keys(Part::ConversionsAtClick, 96 * 9 + 5, "EUR", &dims)[3],
+            sq
+        );
+        let w = decode_key(&at_level(&sq, Level::Week)).unwrap();
+        assert_eq!(
+            (w.part, w.bucket, w.currency.as_str()),
+            (
+                Cube::Subs.prefix_at(Part::ConversionsAtClick, Level::Week),
+                672,
+                "EUR"
+            )
+        );
+        for (i, d) in w.dims.iter().enumerate() {
+            let want = match i {
+                0 | SUB1 | 18 => dims[i].as_str(),
+                super::super::LINK => MATCHED,
+                _ => "",
+            };
+            assert_eq!(d, want, "dimension {i}");
+        }
+        // An unmatched conversion (no link) stays unmatched there.
+        let mut none = dims.clone();
+        none[super::super::LINK].clear();
+        let q = key(Part::ConversionsAtClick, 5, "", &none);
+        let d = decode_key(&at_level(&subs_key(&q).unwrap(), Level::Hour)).unwrap();
+        assert_eq!((d.bucket, d.dims[super::super::LINK].as_str()), (4, ""));
+        assert_eq!(subs_key(b"\x01garbage"), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use redb::ReadableTable;
 
-use super::{Counters, Cube, Level, Part, derived_key};
+use super::{Counters, Cube, Level, Part, at_level, subs_key};
 use crate::store::{ROLLUPS, StoreError};
 
 type RollupTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
@@ -47,27 +47,31 @@ impl Pending {
         }
     }
 
-    /// `delta` into a 15-minute row and the same row at every coarser
-    /// level its cube keeps.
+    /// `delta` into a 15-minute row (if its cube stores them) and the same
+    /// row at every coarser level its cube keeps.
     pub fn add_levels(&mut self, quarter_key: &[u8], delta: &Counters) {
-        match self.rows.get_mut(quarter_key) {
-            Some(acc) => acc.add(delta),
-            None => {
-                self.rows.insert(quarter_key.to_vec(), delta.clone());
-            }
-        }
-        self.add_coarse(quarter_key, delta);
-    }
-
-    /// `delta` into the coarser rows only (building levels from stored
-    /// 15-minute rows).
-    fn add_coarse(&mut self, quarter_key: &[u8], delta: &Counters) {
         let Some((cube, _, Level::Quarter)) = quarter_key.first().and_then(|p| Cube::of_prefix(*p))
         else {
             return;
         };
-        for (to, level) in cube.derived() {
-            self.add(derived_key(quarter_key, *to, *level), delta);
+        if cube.has_quarters() {
+            match self.rows.get_mut(quarter_key) {
+                Some(acc) => acc.add(delta),
+                None => {
+                    self.rows.insert(quarter_key.to_vec(), delta.clone());
+                }
+            }
+        }
+        self.add_coarse(cube, quarter_key, delta);
+    }
+
+    /// `delta` into the coarser rows only (building levels from stored
+    /// 15-minute rows).
+    fn add_coarse(&mut self, cube: Cube, quarter_key: &[u8], delta: &Counters) {
+        for level in cube.levels() {
+            if *level != Level::Quarter {
+                self.add(at_level(quarter_key, *level), delta);
+            }
         }
     }
 
@@ -133,19 +137,19 @@ pub fn upgrade(txn: &redb::WriteTransaction, layout: Option<u8>) -> Result<(), S
 /// Build the hour and day rows from the stored 15-minute rows (not from the
 /// clicks: retention may have purged clicks whose counts the roll-ups keep).
 /// Any coarse row already there is dropped first, so the result is exactly
-/// the sum of the 15-minute rows. Returns the 15-minute rows read (those of
-/// the cubes that keep coarser levels).
+/// the sum of the 15-minute rows. Returns the 15-minute rows read.
 pub fn build_levels(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
     const CHUNK: usize = 50_000;
     let mut t = txn.open_table(ROLLUPS)?;
-    // 15-minute prefixes are 1..=9, coarse ones 17 and up.
+    // Stored 15-minute prefixes are 1..=9 (10..=12 would be the sub-ID
+    // cube's, which it never stores), coarse ones 17 and up.
     t.retain_in::<&[u8], _>(&[16u8][..].., |_, _| false)?;
     let mut pending = Pending::default();
     let mut n = 0u64;
     // Only the cubes whose 15-minute rows feed coarser rows (their own, or
     // the sub-ID cube's): each one's 15-minute rows are the prefixes of its
     // three parts, contiguous.
-    for cube in Cube::ALL.into_iter().filter(|c| !c.derived().is_empty()) {
+    for cube in [Cube::Full, Cube::Lean, Cube::Links] {
         let mut from: Vec<u8> = vec![cube.prefix(Part::Clicks)];
         let end = [cube.prefix(Part::ConversionsAtChange) + 1];
         loop {
@@ -164,7 +168,16 @@ pub fn build_levels(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
             from = last.clone();
             from.push(0);
             for (k, c) in &chunk {
-                pending.add_coarse(k, c);
+                match cube {
+                    // The full cube has no coarser rows: it feeds the
+                    // sub-ID cube's.
+                    Cube::Full => {
+                        if let Some(sk) = subs_key(k) {
+                            pending.add_coarse(Cube::Subs, &sk, c);
+                        }
+                    }
+                    _ => pending.add_coarse(cube, k, c),
+                }
             }
             pending.flush(&mut t)?;
             let before = n;

@@ -347,7 +347,7 @@ pub fn click_cost(
 
 /// A click's row and counters, computed on the handler's thread (the
 /// writer only adds them).
-pub fn click_row(c: &ClickRecord) -> ([Vec<u8>; 3], Counters) {
+pub fn click_row(c: &ClickRecord) -> (RowKeys, Counters) {
     let (currency, cost) = match &c.cost {
         Some((amount, cur)) if !c.bot => (cur.as_str(), amount.parse().unwrap_or_default()),
         _ => ("", Decimal::ZERO),
