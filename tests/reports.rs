@@ -1146,7 +1146,10 @@ async fn coarse_rows_equal_quarter_rows_for_any_range_and_zone() {
         let (coarse, quarters) = same_as_quarter_rows(&s, &q).await;
         // Three zones × two events at most per week or day row: the coarse
         // read is a small fraction of the 15-minute one.
-        assert!(coarse * 4 < quarters, "{q}: {coarse} rows, {quarters} from 15-minute rows");
+        assert!(
+            coarse * 4 < quarters,
+            "{q}: {coarse} rows, {quarters} from 15-minute rows"
+        );
     }
     s.stop().await;
 }
