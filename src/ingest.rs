@@ -229,7 +229,8 @@ pub struct ClickWrite {
     /// The external ID to index (`store::EXTERNAL_IDS`), when the caller
     /// gave one.
     external_id: Option<String>,
-    rows: rollup::RowKeys,
+    /// Every roll-up row it counts in ([`rollup::stored_keys`]).
+    rows: Vec<Vec<u8>>,
     counters: rollup::Counters,
     /// The visitor's keyed hash, when `unique` is still to be decided: the
     /// writer decides it, so two racing clicks of one visitor cannot both
@@ -247,7 +248,7 @@ impl ClickWrite {
             unique_at: records::unique_offset(rec, bytes.len()),
             external_id: rec.external_id.clone(),
             bytes,
-            rows,
+            rows: rollup::stored_keys(&rows),
             counters,
             visitor: None,
         }
@@ -295,7 +296,7 @@ pub fn record_click(
         w.counters.unique_clicks = i64::from(unique);
     }
     ctx.clicks()?.insert(w.id.as_str(), w.bytes.as_slice())?;
-    rollup::add(ctx, &w.rows, &w.counters)?;
+    rollup::add_stored(ctx, w.rows, &w.counters)?;
     Ok(Ok(w.counters.unique_clicks > 0))
 }
 

@@ -75,6 +75,14 @@ impl Pending {
         }
     }
 
+    /// `delta` into rows given by their final keys ([`stored_keys`]),
+    /// which are moved in: the writer only merges.
+    pub fn add_stored(&mut self, keys: Vec<Vec<u8>>, delta: &Counters) {
+        for k in keys {
+            self.add(k, delta);
+        }
+    }
+
     /// Apply every merged increment to `t` and empty the set.
     pub fn flush(&mut self, t: &mut RollupTable<'_>) -> Result<(), StoreError> {
         for (k, d) in std::mem::take(&mut self.rows) {
@@ -84,6 +92,27 @@ impl Pending {
         }
         Ok(())
     }
+}
+
+/// Every stored row a count with these 15-minute keys goes to: the
+/// 15-minute rows of the cubes that store them and each cube's coarser
+/// rows. Made where the count is computed (a click's on the handler's
+/// thread), so the writer does not build keys ([`Pending::add_stored`]).
+pub fn stored_keys(quarter_keys: &super::RowKeys) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(12);
+    for k in quarter_keys {
+        let Some((cube, _, Level::Quarter)) = k.first().and_then(|p| Cube::of_prefix(*p)) else {
+            continue;
+        };
+        for level in cube.levels() {
+            out.push(if *level == Level::Quarter {
+                k.clone()
+            } else {
+                at_level(k, *level)
+            });
+        }
+    }
+    out
 }
 
 /// Add `delta` to one stored row (creating it; removing it when it comes

@@ -365,6 +365,18 @@ pub fn add(ctx: &mut WriteCtx<'_>, keys: &[Vec<u8>], delta: &Counters) -> Result
     Ok(())
 }
 
+/// [`add`] for rows given by their final keys ([`stored_keys`]).
+pub fn add_stored(
+    ctx: &mut WriteCtx<'_>,
+    keys: Vec<Vec<u8>>,
+    delta: &Counters,
+) -> Result<(), StoreError> {
+    if !delta.is_zero() {
+        ctx.rollups_pending.add_stored(keys, delta);
+    }
+    Ok(())
+}
+
 /// Apply the batch's merged increments (see [`add`]): one read-modify-write
 /// per distinct row. Called by the writer after the batch's last job and
 /// before its commit; when a job fails the batch's transaction is dropped
