@@ -804,18 +804,18 @@ mod tests {
         };
         assert_eq!(click.encode().len(), 5);
         // Cut short, a stray byte, a field past the last: refused.
-        let full = samples_last();
-        let e = full.encode();
-        for bad in [&e[..e.len() - 1], &[e.as_slice(), &[0]].concat()[..], &[V2, 0, 0x80][..]] {
-            assert!(Counters::decode(bad).is_err());
-        }
-    }
-
-    fn samples_last() -> Counters {
-        Counters {
+        let e = Counters {
             clicks: 7,
             revenue: "3.30".parse().unwrap(),
             ..Counters::default()
+        }
+        .encode();
+        for bad in [
+            &e[..e.len() - 1],
+            &[e.as_slice(), &[0]].concat()[..],
+            &[V2, 0, 0x80][..],
+        ] {
+            assert!(Counters::decode(bad).is_err());
         }
     }
 
