@@ -24,7 +24,7 @@ pub enum Part {
 }
 
 /// A cube: the dimensions its rows keep (the others are left empty). Every
-/// count goes to all three; a report reads the smallest that has what it
+/// count goes to every cube; a report reads the smallest that has what it
 /// needs: the fewer dimensions kept, the fewer rows a bucket has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cube {
