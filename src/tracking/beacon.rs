@@ -68,7 +68,8 @@ fn text(v: Option<String>, field: &str, max: usize) -> Result<Option<String>, Re
             format!("`{field}` contains control characters"),
         )),
         Some(s) if s.trim().is_empty() => Ok(None),
-        Some(s) => Ok(Some(truncate(s.trim(), max).to_string())),
+        // Trimmed again after the cut: a cut can end inside inner spaces.
+        Some(s) => Ok(Some(truncate(s.trim(), max).trim_end().to_string())),
         None => Ok(None),
     }
 }
@@ -167,6 +168,18 @@ mod tests {
         );
         assert_eq!(b.referrer.as_deref(), Some("https://www.google.com/"));
         assert_eq!((b.fbp.as_deref(), b.fbc), (Some("fb.1.1.2"), None));
+    }
+
+    #[test]
+    fn regression_a_cut_inside_inner_spaces_is_trimmed() {
+        // Found by the beacon fuzz target: a cookie longer than the limit
+        // whose cut fell inside a run of spaces kept them at its end.
+        let fbc = format!("fb.1.{}{}tail", "7".repeat(200), " ".repeat(100));
+        let body = format!(r#"{{"link":"spring","fbc":"{fbc}"}}"#);
+        let b = parse(body.as_bytes()).unwrap();
+        let got = b.fbc.unwrap();
+        assert_eq!(got, format!("fb.1.{}", "7".repeat(200)));
+        assert!(got.len() <= MAX_COOKIE);
     }
 
     #[test]
