@@ -83,7 +83,7 @@ impl Cube {
     /// Does this cube store 15-minute rows? (The sub-ID cube's 15-minute
     /// key is only where its coarser keys are made from.)
     pub fn has_quarters(self) -> bool {
-        self != Cube::Subs
+        self.levels().contains(&Level::Quarter)
     }
 
     /// The first key byte of a part of this cube's 15-minute rows.

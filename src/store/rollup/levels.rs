@@ -50,19 +50,9 @@ impl Pending {
     /// `delta` into a 15-minute row (if its cube stores them) and the same
     /// row at every coarser level its cube keeps.
     pub fn add_levels(&mut self, quarter_key: &[u8], delta: &Counters) {
-        let Some((cube, _, Level::Quarter)) = quarter_key.first().and_then(|p| Cube::of_prefix(*p))
-        else {
-            return;
-        };
-        if cube.has_quarters() {
-            match self.rows.get_mut(quarter_key) {
-                Some(acc) => acc.add(delta),
-                None => {
-                    self.rows.insert(quarter_key.to_vec(), delta.clone());
-                }
-            }
+        for k in row_keys(quarter_key) {
+            self.add(k, delta);
         }
-        self.add_coarse(cube, quarter_key, delta);
     }
 
     /// `delta` into the coarser rows only (building levels from stored
@@ -99,20 +89,23 @@ impl Pending {
 /// rows. Made where the count is computed (a click's on the handler's
 /// thread), so the writer does not build keys ([`Pending::add_stored`]).
 pub fn stored_keys(quarter_keys: &super::RowKeys) -> Vec<Vec<u8>> {
-    let mut out = Vec::with_capacity(12);
-    for k in quarter_keys {
-        let Some((cube, _, Level::Quarter)) = k.first().and_then(|p| Cube::of_prefix(*p)) else {
-            continue;
-        };
-        for level in cube.levels() {
-            out.push(if *level == Level::Quarter {
-                k.clone()
-            } else {
-                at_level(k, *level)
-            });
-        }
-    }
-    out
+    quarter_keys.iter().flat_map(|k| row_keys(k)).collect()
+}
+
+/// The stored rows one 15-minute key counts in: itself if its cube stores
+/// 15-minute rows, and the same row at each coarser level of its cube.
+fn row_keys(quarter_key: &[u8]) -> Vec<Vec<u8>> {
+    let Some((cube, _, Level::Quarter)) = quarter_key.first().and_then(|p| Cube::of_prefix(*p))
+    else {
+        return Vec::new();
+    };
+    cube.levels()
+        .iter()
+        .map(|level| match level {
+            Level::Quarter => quarter_key.to_vec(),
+            l => at_level(quarter_key, *l),
+        })
+        .collect()
 }
 
 /// Add `delta` to one stored row (creating it; removing it when it comes
