@@ -70,6 +70,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 
@@ -90,10 +91,14 @@ FLOOR = 1000
 
 
 def drive(a):
-    conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=120)
     auth = {"Authorization": f"Bearer {a.token}"}
+    local = threading.local()
 
     def get(path, headers=None, want=(200,)):
+        # One keep-alive connection per client thread.
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=300)
         conn.request("GET", path, headers=headers or {})
         r = conn.getresponse()
         body = r.read()
@@ -127,26 +132,63 @@ def drive(a):
         subprocess.run(["callgrind_control", *args, str(a.pid)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    def batches():
+        """(commits, writes) so far, from the server's batch-size histogram."""
+        _, body = get("/metrics", headers=auth)
+        text = body.decode()
+        def one(name):
+            m = re.search(rf"^{name} (\d+)", text, re.M)
+            return int(m.group(1)) if m else 0
+        return one("postbackd_commit_batch_size_count"), one("postbackd_commit_batch_size_sum")
+
+    def run(count, fn):
+        """fn(0..count) from `conns` client threads, each its own connection."""
+        if a.conns == 1:
+            for i in range(count):
+                fn(i)
+            return
+        failed = []
+
+        def worker(k):
+            try:
+                for i in range(k, count, a.conns):
+                    fn(i)
+            except BaseException as e:  # sys.exit in a thread: report it
+                failed.append(e)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(a.conns)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failed:
+            sys.exit(str(failed[0]))
+
     def measured(name, count, fn):
+        before = batches()
         cg("-z")
         t = time.monotonic()
-        for i in range(count):
-            fn(i)
+        run(count, fn)
         cg("-d", name)
-        print(f"  {name}: {count} requests in {time.monotonic() - t:.1f} s", file=sys.stderr)
+        took = time.monotonic() - t
+        commits, writes = (x - y for x, y in zip(batches(), before))
+        per = f", {writes / commits:.1f} writes per commit" if commits else ""
+        print(f"  {name}: {count} requests in {took:.1f} s{per}", file=sys.stderr)
+        if a.batches and commits:
+            with open(a.batches, "a") as f:
+                f.write(f"{name}.writes_per_commit {writes / commits:.2f}\n")
 
     cg("-i", "on")
-    warm = [click() for _ in range(WARMUP)]
-    clicks = []
-    measured("clicks", a.n, lambda i: clicks.append(click()))
-    for i, cid in enumerate(warm):
-        postback(cid, f"warm{i}")
+    warm = [None] * WARMUP
+    run(WARMUP, lambda i: warm.__setitem__(i, click()))
+    clicks = [None] * a.n
+    measured("clicks", a.n, lambda i: clicks.__setitem__(i, click()))
+    run(WARMUP, lambda i: postback(warm[i], f"warm{i}"))
     measured("postbacks", a.n, lambda i: postback(clicks[i], f"txn{i}"))
-    for _ in range(WARMUP_REPORTS):
-        report()
-    measured("reports", a.reports, lambda i: report())
+    if a.reports:
+        run(WARMUP_REPORTS, lambda i: report())
+        measured("reports", a.reports, lambda i: report())
     cg("-i", "off")
-    conn.close()
 
 
 # ----------------------------------------------------------------- fold
@@ -322,14 +364,16 @@ def fold(a):
         m = re.match(r"dump (\w+)$", t.head.get("Trigger", ""))
         if m and m.group(1) in WORKLOADS:
             dumps[m.group(1)].append(t)
-    absent = [w for w in WORKLOADS if w not in dumps]
+    counts = {"clicks": a.n, "postbacks": a.n, "reports": a.reports}
+    # --reports 0 (e.g. a build from before reports existed): no report column.
+    workloads = [w for w in WORKLOADS if counts[w]]
+    absent = [w for w in workloads if w not in dumps]
     if absent:
         sys.exit(f"icount: no callgrind dump for {', '.join(absent)} in {a.dir}")
-    counts = {"clicks": a.n, "postbacks": a.n, "reports": a.reports}
     symbols = any(f.startswith(("postbackd::", "<postbackd::"))
                   for ts in dumps.values() for t in ts for f in t.fns)
     table, problems = {}, set()
-    for w in WORKLOADS:
+    for w in workloads:
         p, missing = phases(dumps[w])
         kinds = {t.kind for t in dumps[w]}
         if symbols and "worker" not in kinds:
@@ -351,14 +395,14 @@ def fold(a):
                 row.pop("writer", None)
         table[w] = row
     heads = [f"click (of {a.n})", f"matched postback (of {a.n})",
-             f"report `campaign,day` (of {a.reports})"]
+             f"report `campaign,day` (of {a.reports})"][:len(workloads)]
     print("| instructions per request | " + " | ".join(heads) + " |")
     print("|---|" + "---|" * len(heads))
     for key, label in ROWS:
-        if not any(key in table[w] for w in WORKLOADS):
+        if not any(key in table[w] for w in workloads):
             continue
         cells = []
-        for w in WORKLOADS:
+        for w in workloads:
             v = table[w].get(key)
             cell = "n/a" if v is None else f"{v:,.0f}"
             cells.append(f"**{cell}**" if label.startswith("**") else cell)
@@ -371,7 +415,7 @@ def fold(a):
               file=sys.stderr)
     if a.out:
         with open(a.out, "w") as f:
-            for w in WORKLOADS:
+            for w in workloads:
                 for key, _ in ROWS:
                     if key in table[w]:
                         f.write(f"{w}.{key} {table[w][key]:.0f}\n")
@@ -464,6 +508,8 @@ def main():
     d.add_argument("--token", required=True)
     d.add_argument("--n", type=int, required=True)
     d.add_argument("--reports", type=int, required=True)
+    d.add_argument("--conns", type=int, default=1)
+    d.add_argument("--batches", help="append each workload's writes per commit here")
     f = sub.add_parser("fold")
     f.add_argument("--dir", required=True)
     f.add_argument("--n", type=int, required=True)
