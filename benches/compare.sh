@@ -18,7 +18,7 @@ SECS=${2:-10}
 ROUNDS=${3:-2}
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exit 1; }
 cargo build --release --quiet --bin postbackd
-NEW_BIN=$(realpath target/release/postbackd)
+NEW_BIN=$(realpath "${NEW_BIN:-target/release/postbackd}")
 PORT=18941
 WORK=$(mktemp -d)
 SPID=

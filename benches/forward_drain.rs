@@ -141,7 +141,7 @@ async fn run(n: usize) {
                         remote_ip: "192.0.2.1".into(),
                         user_agent: None,
                     };
-                    ingest::record_postback(ctx, 1, raw, parsed, None, None, now)?;
+                    ingest::record_postback(ctx, ingest::Postback::new(1, raw, parsed), now)?;
                 }
                 Ok(())
             })

@@ -162,7 +162,7 @@ async fn run(n: u64) {
                             remote_ip: "127.0.0.1".into(),
                             user_agent: None,
                         };
-                        ingest::record_postback(ctx, 1, raw, Ok(f), None, None, *at)?;
+                        ingest::record_postback(ctx, ingest::Postback::new(1, raw, Ok(f)), *at)?;
                     }
                     Ok(())
                 })

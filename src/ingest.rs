@@ -6,14 +6,19 @@
 //! `matched` and one `duplicate`, never two conversions.
 
 pub mod bulk;
+mod clicks;
+mod replay;
+
+use clicks::resolve_click;
+pub use clicks::{Prefetched, prefetch_click};
+pub use replay::{ReplayError, replay};
 
 use redb::ReadableTable;
 use serde_json::{Value, json};
 
 use crate::forward::outbox;
 use crate::inbound::ipn::{self, Notification, TxType};
-use crate::inbound::postback::{self, Fields, Kind, Rejection, Status};
-use crate::inbound::query::Limits;
+use crate::inbound::postback::{Fields, Kind, Rejection, Status};
 use crate::store::records::{self, ConversionRecord, EventRecord};
 use crate::store::{StoreError, WriteCtx, health, rollup};
 use crate::util::ids;
@@ -343,19 +348,51 @@ pub fn rejection_status(code: &str) -> u16 {
     }
 }
 
+/// A postback request for [`record_postback`].
+pub struct Postback {
+    pub source_id: u64,
+    pub raw: RawRequest,
+    pub parsed: Result<Fields, Rejection>,
+    /// The event this re-processes (a replay).
+    pub replay_of: Option<String>,
+    /// The verified signature of a signed request.
+    pub signature: Option<Verified>,
+    /// The click it names, when the handler already found it
+    /// ([`prefetch_click`]); `None` makes the writer look.
+    pub click: Option<Prefetched>,
+}
+
+impl Postback {
+    /// An unsigned request, not a replay, its click looked up by the writer.
+    pub fn new(source_id: u64, raw: RawRequest, parsed: Result<Fields, Rejection>) -> Postback {
+        Postback {
+            source_id,
+            raw,
+            parsed,
+            replay_of: None,
+            signature: None,
+            click: None,
+        }
+    }
+}
+
 /// Record one postback (its event always; a conversion when it is valid).
-/// `signature` is the verified signature of a signed request: a request
+/// A signed request (`signature`)
 /// whose signature was already accepted is answered as a duplicate and
 /// never counted twice.
 pub fn record_postback(
     ctx: &mut WriteCtx<'_>,
-    source_id: u64,
-    raw: RawRequest,
-    parsed: Result<Fields, Rejection>,
-    replay_of: Option<String>,
-    signature: Option<Verified>,
+    p: Postback,
     now_ms: u64,
 ) -> Result<Outcome, StoreError> {
+    let Postback {
+        source_id,
+        raw,
+        parsed,
+        replay_of,
+        signature,
+        click,
+    } = p;
     let event_id = ids::new_id(now_ms);
     let sig_key = signature.as_ref().map(signature_key);
     let replayed = match &sig_key {
@@ -374,7 +411,8 @@ pub fn record_postback(
         }
         Ok(fields) if replayed => (200, Answer::SignatureReplay, Some(fields.click_id)),
         Ok(fields) => {
-            let (status, answer) = apply_conversion(ctx, source_id, &fields, &event_id, now_ms)?;
+            let (status, answer) =
+                apply_conversion(ctx, source_id, &fields, click, &event_id, now_ms)?;
             (status, answer, Some(fields.click_id))
         }
     };
@@ -518,41 +556,6 @@ fn duplicate_of(ctx: &mut WriteCtx<'_>, conv_id: String) -> Result<Answer, Store
     })
 }
 
-fn find_click(
-    ctx: &mut WriteCtx<'_>,
-    click_id: &str,
-) -> Result<Option<records::ClickRecord>, StoreError> {
-    match ctx.clicks()?.get(click_id)? {
-        Some(v) => Ok(Some(records::decode(v.value())?)),
-        None => Ok(None),
-    }
-}
-
-/// The click a postback names: by click ID (normalized), else by external
-/// ID (`as_sent`: trimmed, case kept). Returns the click's own ID with it.
-/// Click IDs first: they are what nearly every postback carries, and an
-/// external ID can never equal another click's ID (`record_click`).
-fn resolve_click(
-    ctx: &mut WriteCtx<'_>,
-    click_id: &str,
-    as_sent: &str,
-) -> Result<Option<(String, records::ClickRecord)>, StoreError> {
-    if click_id.is_empty() {
-        return Ok(None);
-    }
-    if let Some(c) = find_click(ctx, click_id)? {
-        return Ok(Some((click_id.to_string(), c)));
-    }
-    let Some(id) = ctx
-        .external_ids()?
-        .get(as_sent)?
-        .map(|v| v.value().to_string())
-    else {
-        return Ok(None);
-    };
-    Ok(find_click(ctx, &id)?.map(|c| (id, c)))
-}
-
 /// The parts of a new conversion that differ between a postback and an
 /// IPN notification.
 struct NewConversion<'a> {
@@ -572,6 +575,8 @@ struct NewConversion<'a> {
     original_id: Option<String>,
     /// Dedup keys that will point at it.
     keys: &'a [String],
+    /// Its roll-up rows, made before the write ([`prefetch_click`]).
+    placement: Option<rollup::Placement>,
 }
 
 /// Store a new conversion under its dedup keys, queue its deliveries, and
@@ -614,8 +619,8 @@ fn insert_conversion(
     };
     // Where the reports count it (its click's bucket and dimensions), in
     // this transaction.
-    let conv = rollup::placed(ctx, conv, click.as_ref());
-    rollup::on_conversion(ctx, &conv)?;
+    let (conv, rows) = rollup::placed(ctx, conv, click.as_ref(), n.placement);
+    rollup::on_conversion(ctx, &conv, rows)?;
     ctx.conversions()?
         .insert(conv_id.as_str(), records::encode(&conv).as_slice())?;
     for key in n.keys {
@@ -660,10 +665,15 @@ fn apply_conversion(
     ctx: &mut WriteCtx<'_>,
     source_id: u64,
     f: &Fields,
+    prefetched: Option<Prefetched>,
     event_id: &str,
     now_ms: u64,
 ) -> Result<(u16, Answer), StoreError> {
-    let (click_id, click) = match resolve_click(ctx, &f.click_id, &f.click_id_as_sent)? {
+    let (found, placement) = match prefetched {
+        Some(p) => (Some((p.id, p.click)), Some(p.placement)),
+        None => (resolve_click(ctx, &f.click_id, &f.click_id_as_sent)?, None),
+    };
+    let (click_id, click) = match found {
         Some((id, c)) => (id, Some(c)),
         None => (f.click_id.clone(), None),
     };
@@ -691,6 +701,7 @@ fn apply_conversion(
         test: false,
         original_id: None,
         keys: std::slice::from_ref(&key),
+        placement,
     };
     insert_conversion(ctx, source_id, n, event_id, false, now_ms)
 }
@@ -856,128 +867,12 @@ fn apply_ipn(
         test: n.test,
         original_id: original.filter(|_| n.tx_type == TxType::Rebill),
         keys: &keys,
+        placement: None,
     };
     let (status, answer) = insert_conversion(ctx, source_id, new, event_id, include_tests, now_ms)?;
     // 200 whatever the match: see above.
     let status = if status == 202 { 200 } else { status };
     Ok((status, answer, Some(click_id)))
-}
-
-/// Why a replay could not run.
-#[derive(Debug)]
-pub enum ReplayError {
-    NotFound,
-    SourceGone(u64),
-    Store(StoreError),
-}
-
-impl From<StoreError> for ReplayError {
-    fn from(e: StoreError) -> Self {
-        ReplayError::Store(e)
-    }
-}
-
-/// Re-process a stored event with its source's current mapping; the result
-/// is a new event pointing back at the original.
-pub fn replay(
-    ctx: &mut WriteCtx<'_>,
-    event_id: &str,
-    limits: &Limits,
-    now_ms: u64,
-) -> Result<Outcome, ReplayError> {
-    let ev: EventRecord = match ctx.events()?.get(event_id).map_err(StoreError::from)? {
-        Some(v) => records::decode(v.value())?,
-        None => return Err(ReplayError::NotFound),
-    };
-    let source = ctx
-        .catalog()
-        .sources
-        .get(&ev.source_id)
-        .cloned()
-        .ok_or(ReplayError::SourceGone(ev.source_id))?;
-    if ev.path.starts_with("/ipn/") {
-        return Ok(replay_ipn(ctx, event_id, ev, &source, limits, now_ms)?);
-    }
-    let parsed = postback::parse(
-        &postback::Request {
-            query: ev.query.as_bytes(),
-            content_type: ev.content_type.as_deref(),
-            body: &ev.body,
-        },
-        &source.mapping,
-        limits,
-    );
-    let parsed = if ev.body_truncated && parsed.is_ok() {
-        // Never guess from a partial body.
-        Err(Rejection {
-            code: "too_large",
-            message: "the original body was over the size limit and is stored truncated; \
-                      it cannot be replayed"
-                .into(),
-            field: None,
-        })
-    } else {
-        parsed
-    };
-    let source_id = ev.source_id;
-    let raw = RawRequest::from(ev);
-    Ok(record_postback(
-        ctx,
-        source_id,
-        raw,
-        parsed,
-        Some(event_id.to_string()),
-        None,
-        now_ms,
-    )?)
-}
-
-/// Re-decode a stored IPN request with the source's current IPN settings
-/// (a changed secret or click ID field applies). A WarriorPlus request was
-/// stored with its key redacted: it is taken as authentic when the
-/// original was.
-fn replay_ipn(
-    ctx: &mut WriteCtx<'_>,
-    event_id: &str,
-    ev: EventRecord,
-    source: &crate::store::catalog::SourceEntry,
-    limits: &Limits,
-    now_ms: u64,
-) -> Result<Outcome, StoreError> {
-    let decoded = match &source.ipn {
-        None => Err(not_configured()),
-        Some(_) if ev.body_truncated => Err(Rejection::new(
-            "too_large",
-            None,
-            "the original body was over the size limit and is stored truncated; it cannot be \
-             replayed"
-                .into(),
-        )),
-        Some(settings) => {
-            let auth = if settings.format == ipn::Format::WarriorPlus && ev.authenticated {
-                ipn::Auth::AlreadyVerified
-            } else {
-                ipn::Auth::Verify
-            };
-            let req = ipn::Request {
-                content_type: ev.content_type.as_deref(),
-                body: &ev.body,
-            };
-            ipn::decode(&req, settings, limits, auth)
-        }
-    };
-    let include_tests = source.ipn.as_ref().is_some_and(|s| s.include_tests);
-    let source_id = ev.source_id;
-    let raw = RawRequest::from(ev);
-    record_ipn(
-        ctx,
-        source_id,
-        raw,
-        decoded,
-        include_tests,
-        Some(event_id.to_string()),
-        now_ms,
-    )
 }
 
 /// The refusal for `/ipn/{key}` on a source without IPN settings.

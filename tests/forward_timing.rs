@@ -126,7 +126,7 @@ async fn setup(kind: &str, config: serde_json::Value) -> (tempfile::TempDir, Arc
         user_agent: None,
     };
     app.store
-        .write(move |ctx| ingest::record_postback(ctx, 1, raw, parsed, None, None, now))
+        .write(move |ctx| ingest::record_postback(ctx, ingest::Postback::new(1, raw, parsed), now))
         .await
         .unwrap();
     (dir, app, clock, start_wall)

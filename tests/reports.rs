@@ -87,10 +87,24 @@ async fn postback_at(
         zip: None,
         extra: Vec::new(),
     };
+    // Half the postbacks (by transaction ID) take the HTTP handler's path:
+    // the click found and the roll-up rows made before the write
+    // (`ingest::prefetch_click`); the others the writer's own lookup (a
+    // replay's, an IPN's). The recount must hold for both.
+    let prefetched = if tx.bytes().map(u32::from).sum::<u32>() % 2 == 0 {
+        let rtx = s.app.store.begin_read().unwrap();
+        ingest::prefetch_click(rtx, source, &f, at).unwrap()
+    } else {
+        None
+    };
     let o = s
         .app
         .store
-        .write(move |ctx| ingest::record_postback(ctx, source, raw(), Ok(f), None, None, at))
+        .write(move |ctx| {
+            let mut p = ingest::Postback::new(source, raw(), Ok(f));
+            p.click = prefetched;
+            ingest::record_postback(ctx, p, at)
+        })
         .await
         .unwrap();
     o.body()

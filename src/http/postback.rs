@@ -95,10 +95,28 @@ pub async fn postback(
         remote_ip: ip.to_string(),
         user_agent: header(USER_AGENT),
     };
-    let source_id = source.id;
+    // The click it names, found here rather than in the single writer
+    // (`ingest::prefetch_click`); on any error the writer looks itself.
+    let click = match &parsed {
+        Ok(f) if !f.click_id.is_empty() => app
+            .store
+            .begin_read()
+            .and_then(|rtx| ingest::prefetch_click(rtx, source.id, f, now))
+            .unwrap_or(None),
+        _ => None,
+    };
+    let p = ingest::Postback {
+        source_id: source.id,
+        raw,
+        parsed,
+        replay_of: None,
+        signature: verified,
+        click,
+    };
+    let source_id = p.source_id;
     let outcome = app
         .store
-        .write(move |ctx| ingest::record_postback(ctx, source_id, raw, parsed, None, verified, now))
+        .write(move |ctx| ingest::record_postback(ctx, p, now))
         .await?;
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
     app.requests.postback(outcome.answer.result());

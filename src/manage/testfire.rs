@@ -103,7 +103,9 @@ pub async fn fire(
     let now = now_ms();
     let o = app
         .store
-        .write(move |ctx| ingest::record_postback(ctx, source_id, raw, parsed, None, None, now))
+        .write(move |ctx| {
+            ingest::record_postback(ctx, ingest::Postback::new(source_id, raw, parsed), now)
+        })
         .await?;
     let message = match &o.answer {
         ingest::Answer::Rejected { message, .. } => Some(message.clone()),

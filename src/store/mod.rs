@@ -550,6 +550,14 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// A read transaction on the caller's thread, for a point lookup too
+    /// small to be worth a hop to the blocking pool (a handler finding the
+    /// click a postback names: a few pages, nearly always cached).
+    pub fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        let db = self.db.get().ok_or_else(not_open)?;
+        Ok(db.begin_read()?)
+    }
+
     /// Run `f` in a read transaction on the blocking pool.
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
