@@ -377,9 +377,8 @@ impl Postback {
 }
 
 /// Record one postback (its event always; a conversion when it is valid).
-/// A signed request (`signature`)
-/// whose signature was already accepted is answered as a duplicate and
-/// never counted twice.
+/// A signed request whose signature was already accepted is answered as a
+/// duplicate and never counted twice.
 pub fn record_postback(
     ctx: &mut WriteCtx<'_>,
     p: Postback,

@@ -85,6 +85,7 @@ pub(super) fn resolve_click(
 /// and what a conversion takes from it (its time, link, campaign and
 /// dimensions) never changes (a cost update changes only its cost). One
 /// not found here is looked up again by the writer.
+///
 /// Its roll-up rows are made here too ([`rollup::prepare`]), for a
 /// conversion of `source_id` created at `now_ms` (the time the write uses).
 pub fn prefetch_click(

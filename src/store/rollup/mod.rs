@@ -34,7 +34,7 @@ mod placement;
 
 pub use keys::*;
 pub use levels::*;
-pub use placement::{Placement, prepare};
+pub use placement::{Placement, Rows, prepare};
 
 use redb::ReadableTable;
 use rust_decimal::Decimal;
@@ -575,7 +575,7 @@ pub fn placed(
     c: ConversionRecord,
     click: Option<&ClickRecord>,
     prepared: Option<Placement>,
-) -> (ConversionRecord, Option<Placement>) {
+) -> (ConversionRecord, Option<Rows>) {
     let cost = click
         .and_then(|cl| ctx.catalog().links.get(&cl.slug))
         .and_then(|l| l.rec.cost.as_ref())
@@ -588,15 +588,15 @@ pub fn placed(
             _ => None,
         });
     match prepared {
-        Some(mut p)
-            if click.is_some() && p.created_ms == c.created_ms && p.currency == c.currency =>
+        Some(p)
+            if click.is_some() && p.created_ms == c.created_ms && p.rows.currency == c.currency =>
         {
-            let mut c = c;
             debug_assert_eq!(p.dims, conversion_dims(&c, click));
+            let mut c = c;
             c.rollup_bucket = p.bucket;
-            c.rollup_dims = std::mem::take(&mut p.dims);
+            c.rollup_dims = p.dims;
             c.rollup_cost = cost;
-            (c, Some(p))
+            (c, Some(p.rows))
         }
         _ => (place(c, click, cost), None),
     }
@@ -624,15 +624,15 @@ fn counted(c: &ConversionRecord) -> bool {
 pub fn on_conversion(
     ctx: &mut WriteCtx<'_>,
     c: &ConversionRecord,
-    prepared: Option<Placement>,
+    prepared: Option<Rows>,
 ) -> Result<(), StoreError> {
     if !counted(c) {
         return Ok(());
     }
     let mut prepared = prepared;
     for (cur, counters) in contribution(c, &c.status) {
-        if let Some(p) = prepared.take_if(|p| p.currency == cur) {
-            let [at_click, at_change] = p.rows;
+        if let Some(rows) = prepared.take_if(|r| r.currency == cur) {
+            let [at_click, at_change] = rows.at;
             add_stored(ctx, at_click, &counters)?;
             add_stored(ctx, at_change, &counters)?;
             continue;

@@ -12,11 +12,16 @@ use crate::store::records::ClickRecord;
 /// creation time (it is built from the same request, so it always does).
 pub struct Placement {
     pub(super) created_ms: u64,
-    pub(super) currency: String,
     pub(super) bucket: u32,
     pub(super) dims: Vec<String>,
-    /// Stored rows at the click's bucket, then at the creation's.
-    pub(super) rows: [Vec<Vec<u8>>; 2],
+    pub(super) rows: Rows,
+}
+
+/// A conversion's stored rows in one currency: at its click's bucket, then
+/// at its creation's ([`super::on_conversion`]).
+pub struct Rows {
+    pub(super) currency: String,
+    pub(super) at: [Vec<Vec<u8>>; 2],
 }
 
 /// The placement of a conversion of `kind` / `event` in `currency`, from
@@ -39,9 +44,11 @@ pub fn prepare(
     let at_change = rows(Part::ConversionsAtChange, bucket_of(created_ms));
     Placement {
         created_ms,
-        currency: currency.to_string(),
         bucket,
         dims,
-        rows: [at_click, at_change],
+        rows: Rows {
+            currency: currency.to_string(),
+            at: [at_click, at_change],
+        },
     }
 }
