@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load harness (one command): builds the release binaries, measures the
 # ceiling (a bare hyper server answering the same 302 without storage,
-# benches/ceiling.rs), then postbackd on a fresh data dir (or DATA_DIR, e.g.
+# benches/ceiling.rs) and the durable ceiling (the same, each 302 after a
+# group-committed append + fdatasync, `ceiling --journal`), then postbackd on a fresh data dir (or DATA_DIR, e.g.
 # the 10M-click database from benches/scale.rs), with wrk at 8 and 32
 # connections against clicks (the /c/ redirect, and the page tag's
 # POST /e/click beacon) and against matched postbacks, and paced runs
@@ -67,6 +68,21 @@ PIDS+=($!)
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CPORT/c/b" && break; sleep 0.1; done
 read -r C8 _ _ _ _ < <(run_wrk 8 "http://127.0.0.1:$CPORT/c/b")
 read -r C32 C32P50 C32P99 _ _ < <(run_wrk 32 "http://127.0.0.1:$CPORT/c/b")
+kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
+# The durable ceiling: the same server, but each 302 waits for its record's
+# group-committed append + fdatasync on the data dir's file system (no
+# index): what the disk leaves any durable design (benches/ceiling.rs).
+JDIR=$(dirname "$DIR")/journal
+mkdir -p "$JDIR"
+"$CEILING" "127.0.0.1:$CPORT" --journal "$JDIR" >/dev/null &
+PIDS[0]=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CPORT/c/b" && break; sleep 0.1; done
+read -r J32 J32P50 J32P99 _ _ < <(run_wrk 32 "http://127.0.0.1:$CPORT/c/b")
+kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
+rm -rf "$JDIR"
+"$CEILING" "127.0.0.1:$CPORT" >/dev/null &
+PIDS[0]=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CPORT/c/b" && break; sleep 0.1; done
 # The disk without postbackd: a commit-sized write + fdatasync loop on the
 # data dir's file system, alone, then while wrk saturates the CPUs against
 # the ceiling. Prints "commits/s p50_us p99_us max_us slow_windows windows".
@@ -145,6 +161,7 @@ echo "| load (${SECS} s each) | requests/s | p50 ms | p99 ms | ratio to ceiling 
 echo "|---|---|---|---|---|---|"
 echo "| ceiling 302, 8 conns | $C8 | | | 1.00 | - |"
 echo "| ceiling 302, 32 conns | $C32 | $C32P50 | $C32P99 | 1.00 | - |"
+echo "| durable ceiling (group-committed append + fdatasync, no index), 32 conns | $J32 | $J32P50 | $J32P99 | $(ratio "$J32" "$C32") | |"
 echo "| clicks, 8 conns | $P8 | $P8P50 | $P8P99 | $(ratio "$P8" "$C8") | |"
 echo "| clicks, 32 conns | $P32 | $P32P50 | $P32P99 | $(ratio "$P32" "$C32") | $BATCH_CLICKS (8+32 runs) |"
 echo "| clicks at 80% of max (paced: max $PMAX/s, target $TARGET/s) | $P80 | $P80P50 | $P80P99 | | |"
@@ -156,6 +173,7 @@ echo "| matched postbacks at 80% of max (paced: max $QMAX/s, target $QTARGET/s) 
 echo
 echo "fdatasync of a commit-sized write, no postbackd: alone p50 $F0P50 µs, p99 $F0P99 µs, max $F0MAX µs, $F0SLOW of $F0WIN 100-ms windows slow (mean > 1.5 × median);"
 echo "  beside wrk against the ceiling: p50 $F1P50 µs, p99 $F1P99 µs, max $F1MAX µs, $F1SLOW of $F1WIN windows slow"
+echo "against the durable ceiling (32 conns): clicks $(ratio "$P32" "$J32"), tag beacons $(ratio "$T32" "$J32"), matched postbacks $(ratio "$Q32" "$J32")"
 echo "paced runs: clicks $P80BAD non-2xx/3xx, $P80ERR errors; postbacks $Q80BAD non-2xx, $Q80ERR errors"
 echo "302s served $SERVED, clicks stored $STORED (stored may exceed served by requests in flight when wrk stopped)"
 echo "tag beacons answered 200 $TSERVED, clicks stored $TSTORED (non-200: $((TBAD8 + TBAD32)))"
