@@ -62,10 +62,12 @@ to_ms() { # wrk prints 512.00us / 1.23ms / 2.01s
   esac
 }
 
+wait_ceiling() { for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CPORT/c/b" && break; sleep 0.1; done; }
+
 echo "== ceiling: bare hyper, same 302, no storage"
 "$CEILING" "127.0.0.1:$CPORT" >/dev/null &
 PIDS+=($!)
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CPORT/c/b" && break; sleep 0.1; done
+wait_ceiling
 read -r C8 _ _ _ _ < <(run_wrk 8 "http://127.0.0.1:$CPORT/c/b")
 read -r C32 C32P50 C32P99 _ _ < <(run_wrk 32 "http://127.0.0.1:$CPORT/c/b")
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
@@ -76,13 +78,13 @@ JDIR=$(dirname "$DIR")/journal
 mkdir -p "$JDIR"
 "$CEILING" "127.0.0.1:$CPORT" --journal "$JDIR" >/dev/null &
 PIDS[0]=$!
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CPORT/c/b" && break; sleep 0.1; done
+wait_ceiling
 read -r J32 J32P50 J32P99 _ _ < <(run_wrk 32 "http://127.0.0.1:$CPORT/c/b")
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
 rm -rf "$JDIR"
 "$CEILING" "127.0.0.1:$CPORT" >/dev/null &
 PIDS[0]=$!
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CPORT/c/b" && break; sleep 0.1; done
+wait_ceiling
 # The disk without postbackd: a commit-sized write + fdatasync loop on the
 # data dir's file system, alone, then while wrk saturates the CPUs against
 # the ceiling. Prints "commits/s p50_us p99_us max_us slow_windows windows".

@@ -28,34 +28,41 @@ pub(super) trait Clicks {
 
 impl Clicks for WriteCtx<'_> {
     fn click(&mut self, id: &str) -> Result<Option<ClickRecord>, StoreError> {
-        match self.clicks()?.get(id)? {
-            Some(v) => Ok(Some(records::decode(v.value())?)),
-            None => Ok(None),
-        }
+        click_in(&*self.clicks()?, id)
     }
 
     fn external(&mut self, as_sent: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .external_ids()?
-            .get(as_sent)?
-            .map(|v| v.value().to_string()))
+        external_in(&*self.external_ids()?, as_sent)
     }
 }
 
 impl Clicks for redb::ReadTransaction {
     fn click(&mut self, id: &str) -> Result<Option<ClickRecord>, StoreError> {
-        match self.open_table(CLICKS)?.get(id)? {
-            Some(v) => Ok(Some(records::decode(v.value())?)),
-            None => Ok(None),
-        }
+        click_in(&self.open_table(CLICKS)?, id)
     }
 
     fn external(&mut self, as_sent: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .open_table(EXTERNAL_IDS)?
-            .get(as_sent)?
-            .map(|v| v.value().to_string()))
+        external_in(&self.open_table(EXTERNAL_IDS)?, as_sent)
     }
+}
+
+/// One click, decoded, from either kind of clicks table.
+fn click_in(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<ClickRecord>, StoreError> {
+    match t.get(id)? {
+        Some(v) => Ok(Some(records::decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// The click ID recorded for an external ID, from either kind of table.
+fn external_in(
+    t: &impl ReadableTable<&'static str, &'static str>,
+    as_sent: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(t.get(as_sent)?.map(|v| v.value().to_string()))
 }
 
 /// The click a postback names: by click ID (normalized), else by external

@@ -592,23 +592,30 @@ pub fn placed(
             if click.is_some() && p.created_ms == c.created_ms && p.rows.currency == c.currency =>
         {
             debug_assert_eq!(p.dims, conversion_dims(&c, click));
-            let mut c = c;
-            c.rollup_bucket = p.bucket;
-            c.rollup_dims = p.dims;
-            c.rollup_cost = cost;
-            (c, Some(p.rows))
+            (set_placement(c, p.bucket, p.dims, cost), Some(p.rows))
         }
         _ => (place(c, click, cost), None),
     }
 }
 
 fn place(
-    mut c: ConversionRecord,
+    c: ConversionRecord,
     click: Option<&ClickRecord>,
     cost: Option<ConversionCost>,
 ) -> ConversionRecord {
-    c.rollup_bucket = bucket_of(click.map_or(c.created_ms, |cl| cl.ms));
-    c.rollup_dims = conversion_dims(&c, click);
+    let bucket = bucket_of(click.map_or(c.created_ms, |cl| cl.ms));
+    let dims = conversion_dims(&c, click);
+    set_placement(c, bucket, dims, cost)
+}
+
+fn set_placement(
+    mut c: ConversionRecord,
+    bucket: u32,
+    dims: Vec<String>,
+    cost: Option<ConversionCost>,
+) -> ConversionRecord {
+    c.rollup_bucket = bucket;
+    c.rollup_dims = dims;
     c.rollup_cost = cost;
     c
 }
