@@ -106,12 +106,9 @@ pub async fn postback(
         _ => None,
     };
     let p = ingest::Postback {
-        source_id: source.id,
-        raw,
-        parsed,
-        replay_of: None,
         signature: verified,
         click,
+        ..ingest::Postback::new(source.id, raw, parsed)
     };
     let source_id = p.source_id;
     let outcome = app
